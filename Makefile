@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make run` serves the API, `make test` runs the suite.
+# Both create ./.venv and install the project into it first (only when pyproject.toml changed).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+IMAGE  ?= strands-session-backend:latest
+
+.PHONY: install run test migrate lint format bench up down logs image clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create ./.venv with the project and its test extras
+
+run: $(STAMP) ## serve the API (embedded database when DATABASE_URL is unset)
+	$(PY) -m service
+
+test: $(STAMP) ## the whole suite against real PostgreSQL
+	$(PY) -m pytest
+
+migrate: $(STAMP) ## apply migrations and exit
+	$(PY) -m service migrate
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format service tests
+	$(VENV)/bin/ruff check --fix service tests
+
+bench: $(STAMP) ## benchmark against same-run floors; writes bench/results.json
+	$(PY) -m bench
+
+up: ## start postgres + migrate + api with Docker Compose
+	docker compose up -d --wait
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs -f api
+
+image:
+	docker build -t $(IMAGE) .
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

@@ -1,0 +1,210 @@
+"""create_app(settings) -> FastAPI: lifespan (pool, cache), error handling, routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import backoff
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import __version__, migrate
+from service.cache import ResponseCache
+from service.db import Database
+from service.errors import (
+    TRANSIENT, InvalidId, InvalidRequest, NotFound, ServiceError, envelope,
+)
+from service.paging import Cursors
+from service.queries import Q
+from service.routes import Services, agents, health, messages, multi_agents, sessions
+from service.settings import Settings, redact_dsn
+
+log = logging.getLogger("service")
+
+_REQUEST_ID = re.compile(r"^[\w.:@/+=-]{1,128}$")
+_ID_FIELDS = {"session_id", "agent_id", "message_id", "multi_agent_id"}
+RETRY_AFTER = "2"
+FATAL = False  # set when start-up gave up on the database: `python -m service` exits 1
+
+
+class RequestIdMiddleware:
+    """`X-Request-ID` on every response; unexpected exceptions become the 500 envelope here, so
+    even those carry it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
+            "latin-1"
+        )
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in %s %s (request %s)",
+                          scope["method"], scope["path"], request_id)
+            if started:
+                raise
+            body = envelope(ServiceError("internal error; the request id helps find out why"),
+                            request_id)
+            await send_with_id({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]})
+            await send_with_id({"type": "http.response.body", "body": body})
+
+
+def _error_response(request: Request, error: ServiceError, headers: dict[str, str] | None = None
+                    ) -> Response:
+    headers = dict(headers or {})
+    if error.status == 503:
+        headers["Retry-After"] = RETRY_AFTER
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="strands-session-backend"'
+    return Response(envelope(error, getattr(request.state, "request_id", None)),
+                    status_code=error.status, media_type="application/json", headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    if exc.status >= 500:
+        log.warning("%s %s answered %d: %s", request.method, request.url.path, exc.status,
+                    exc.message)
+    return _error_response(request, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        if err.get("type") == "json_invalid":  # loc holds a character position
+            loc, message = ["body"], str(err.get("ctx", {}).get("error", "invalid JSON"))
+        else:
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        details.append({"loc": loc, "message": message, "type": err.get("type", "invalid")})
+    first = details[0] if details else {"loc": [], "message": "invalid request"}
+    where = ".".join(p for p in first["loc"] if p not in ("body", "path", "query")) or "body"
+    is_id = any(set(d["loc"]) & _ID_FIELDS and d["loc"][0] in ("path", "body")
+                and d["loc"][-1] in _ID_FIELDS for d in details)
+    error_type = InvalidId if is_id else InvalidRequest
+    return _error_response(request, error_type(f"{where}: {first['message']}", details))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: ServiceError
+    if exc.status_code == 404:
+        raw = request.scope.get("raw_path", b"").lower()
+        if raw.startswith(b"/api/v1/sessions/") and (b"%2f" in raw or b"%5c" in raw):
+            error = InvalidId("ids must not contain '/' or '\\'")
+        else:
+            error = NotFound(f"no route for {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        error = ServiceError(f"{request.method} is not allowed on {request.url.path}")
+        error.status, error.code = 405, "method_not_allowed"
+    else:
+        error = ServiceError(str(exc.detail))
+        error.status, error.code = exc.status_code, "invalid_request"
+    return _error_response(request, error, dict(exc.headers or {}))
+
+
+async def _connect(app: FastAPI, svc: Services) -> None:
+    """Reach the database (with backoff until the deadline), migrate, load the cursor key."""
+    settings = svc.settings
+
+    def waiting(details: Any) -> None:
+        log.warning("database unreachable (%s); retrying in %.1fs",
+                    details["exception"].__class__.__name__, details["wait"])
+
+    @backoff.on_exception(backoff.expo, (*TRANSIENT, asyncpg.PostgresError), max_value=5,
+                          max_time=settings.db_connect_deadline_seconds,
+                          jitter=backoff.full_jitter, on_backoff=waiting)
+    async def start() -> None:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(migrate.apply, svc.db.dsn)
+        await svc.db.connect()
+
+    try:
+        await start()
+        assert svc.db.pool is not None
+        secret = await svc.db.pool.fetchval(Q["cursor_secret"])
+        svc.cursors = Cursors(secret)
+    except Exception as exc:
+        log.critical("cannot reach the database at %s after %.0fs: %s; giving up",
+                     redact_dsn(svc.db.dsn), settings.db_connect_deadline_seconds, exc)
+        global FATAL
+        FATAL = True
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    svc.db.accepting = True
+    log.info("connected to %s", redact_dsn(svc.db.dsn))
+    svc.ready.set()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    svc: Services = app.state.services
+    # Connect in the background so /health/live answers while the database is still away.
+    connecting = asyncio.create_task(_connect(app, svc))
+    try:
+        yield
+    finally:
+        connecting.cancel()
+        await svc.db.close()
+
+
+def create_app(settings: Settings | None = None, dsn: str | None = None) -> FastAPI:
+    """The ASGI app for one process; `dsn` overrides settings.database_url."""
+    settings = settings or Settings()
+    dsn = dsn or settings.dsn
+    if dsn is None:
+        raise ValueError("DATABASE_URL is unset; `python -m service` starts the embedded one")
+    app = FastAPI(
+        title="Strands session backend",
+        version=__version__,
+        description="Stores Strands sessions, agents, messages and multi-agent state in "
+        "PostgreSQL. Every error answers `{\"error\": {code, message, details?, request_id}}`.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.services = Services(settings, Database(settings, dsn), ResponseCache(settings))
+    for router in (sessions.router, agents.router, messages.router, multi_agents.router,
+                   health.router):
+        app.include_router(router)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def factory() -> FastAPI:
+    """Entry point for uvicorn (`--factory`): settings from the environment."""
+    return create_app()

@@ -1,0 +1,148 @@
+"""The asyncpg pool and the one way to run a transaction.
+
+`Database.transaction(work, *args)` acquires a connection, opens a transaction, awaits
+`work(conn, *args)` and commits; a 2xx is built only after it returns, so a COMMIT that fails is
+never reported as success. The body is a function rather than an `async with` block because a
+transient failure (lost connection, serialization failure, deadlock, a plan invalidated by a
+migration, pool exhaustion) re-runs the whole transaction with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import asyncpg
+import backoff
+import orjson
+
+from service import jsonio
+from service.errors import TRANSIENT, ServiceUnavailable, from_database
+from service.queries import Q
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+Work = Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]]
+
+
+def _encode_json(value: Any) -> bytes:
+    # Handlers pass documents already serialized (bytes); anything else is serialized here.
+    return value if isinstance(value, bytes) else jsonio.dumps(value)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Once per connection: `json` travels as raw text both ways.
+
+    Reads come back as `orjson.Fragment`s, embedded into responses without being parsed, which
+    keeps the stored text (key order, escapes, long numbers) exactly and costs nothing.
+    """
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=_encode_json, decoder=orjson.Fragment,
+        format="binary",
+    )
+
+
+class Database:
+    """The pool of one service process, with retries and health figures."""
+
+    def __init__(self, settings: Settings, dsn: str) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.pool: asyncpg.Pool | None = None
+        self.accepting = False  # set once start-up (migrations, cursor key) is complete
+        self.retries = 0
+        self._retrying_transaction = backoff.on_exception(
+            backoff.expo,
+            TRANSIENT,
+            max_tries=settings.db_retry_attempts,
+            max_value=2.0,
+            factor=0.05,
+            jitter=backoff.full_jitter,
+            on_backoff=self._on_backoff,
+            giveup=lambda _exc: self.pool is None,
+        )(self._transaction_once)
+
+    async def connect(self) -> None:
+        """Open the pool; raises when the database cannot be reached."""
+        s = self.settings
+        self.pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=s.db_pool_min_size,
+            max_size=s.db_pool_max_size,
+            timeout=s.db_connect_timeout_seconds,
+            statement_cache_size=s.db_statement_cache_size,
+            init=init_connection,
+            server_settings={
+                "application_name": "strands-session-backend",
+                "statement_timeout": str(int(s.db_statement_timeout_seconds * 1000)),
+                "idle_in_transaction_session_timeout": str(
+                    int(s.db_statement_timeout_seconds * 2000)
+                ),
+            },
+        )
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await asyncio.wait_for(pool.close(), timeout=self.settings.shutdown_grace_seconds)
+
+    async def transaction(
+        self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `work(conn, *args)` in one transaction, retried whole on transient errors."""
+        if not self.accepting:
+            raise ServiceUnavailable("the database is not connected yet; retry shortly")
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_seconds):
+                return await self._retrying_transaction(work, *args, **kwargs)
+        except TimeoutError:
+            raise ServiceUnavailable("the database did not answer in time; retry shortly") from None
+        except asyncpg.PostgresError as exc:
+            raise from_database(exc) from exc
+        except TRANSIENT as exc:
+            raise from_database(exc) from exc
+
+    async def _transaction_once(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        assert self.pool is not None
+        async with self.pool.acquire(timeout=self.settings.db_acquire_timeout_seconds) as conn:
+            async with conn.transaction():
+                return await work(conn, *args, **kwargs)
+
+    def _on_backoff(self, details: Any) -> None:
+        self.retries += 1
+        log.warning(
+            "transient database error, retrying the transaction in %.2fs (attempt %d): %s",
+            details["wait"], details["tries"], details.get("exception").__class__.__name__,
+        )
+
+    async def ping(self) -> float:
+        """Seconds one trivial round trip takes; raises when the database is unreachable."""
+        if self.pool is None:
+            raise ServiceUnavailable("the database is not connected")
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.db_acquire_timeout_seconds):
+                async with self.pool.acquire() as conn:
+                    await conn.fetchval(Q["ping"])
+        except (asyncpg.PostgresError, *TRANSIENT) as exc:
+            raise ServiceUnavailable(
+                f"the database is unreachable ({exc.__class__.__name__})"
+            ) from exc
+        return time.perf_counter() - started
+
+    def pool_figures(self) -> dict[str, int]:
+        pool = self.pool
+        if pool is None:
+            return {"size": 0, "idle": 0, "min": 0, "max": self.settings.db_pool_max_size}
+        return {
+            "size": pool.get_size(),
+            "idle": pool.get_idle_size(),
+            "min": pool.get_min_size(),
+            "max": pool.get_max_size(),
+        }

@@ -1,0 +1,114 @@
+"""HTTP plumbing shared by the routers: JSON in and out, versions, request ids.
+
+`JSONRoute` makes FastAPI read bodies with `service.jsonio` (value-exact, NaN refused, depth
+bounded) and answers 415 for bodies that are not JSON. Handlers answer with `respond`, which
+serializes once with orjson; stored documents are already `orjson.Fragment`s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from service import jsonio
+from service.errors import PayloadTooLarge, UnsupportedMediaType
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON_TYPE = re.compile(r"^application/([\w.+-]*\+)?json\s*(;|$)", re.IGNORECASE)
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+
+
+class JSONRequest(Request):
+    """A request whose JSON body is parsed by `service.jsonio`, within the configured limits."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            limit = self.app.state.settings.max_body_bytes
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+            chunks, size = [], 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            depth = self.app.state.settings.max_json_depth
+            self._json = jsonio.loads(await self.body(), max_depth=depth)
+        return self._json
+
+
+class JSONRoute(APIRoute):
+    """Routes whose bodies go through `JSONRequest`; non-JSON bodies answer 415."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            request = JSONRequest(request.scope, request.receive)
+            if request.method in _BODY_METHODS:
+                content_type = request.headers.get("content-type", "")
+                if not _JSON_TYPE.match(content_type):
+                    raise UnsupportedMediaType(
+                        f"send the body as application/json, not {content_type or 'no type'!r}"
+                    )
+                # Read here, outside FastAPI's body handling, which would turn 413 into 400.
+                await request.body()
+            return await handler(request)
+
+        return route_handler
+
+
+def respond(
+    body: Any, status: int = 200, *, version: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A JSON response; `version` becomes the ETag."""
+    response = Response(orjson.dumps(body), status_code=status, media_type="application/json",
+                        headers=headers)
+    if version is not None:
+        response.headers["ETag"] = etag(version)
+    return response
+
+
+def respond_raw(content: bytes, version: int) -> Response:
+    """A cached, already serialized body."""
+    return Response(content, media_type="application/json", headers={"ETag": etag(version)})
+
+
+def not_modified(version: int) -> Response:
+    return Response(status_code=304, headers={"ETag": etag(version)})
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match(request: Request) -> int | None:
+    """The version an If-Match asks for; -1 (matches nothing) when it is not one we issued."""
+    value = request.headers.get("if-match")
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value)
+    return int(match.group(1)) if match else -1
+
+
+def none_match(request: Request, version: int) -> bool:
+    """True when If-None-Match names `version` (or is `*`): answer 304."""
+    value = request.headers.get("if-none-match")
+    if value is None:
+        return False
+    tags = [tag.strip() for tag in value.split(",")]
+    return "*" in tags or any(
+        (m := _ETAG.match(tag)) is not None and int(m.group(1)) == version for tag in tags
+    )

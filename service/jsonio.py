@@ -1,0 +1,97 @@
+"""JSON in and out, value-exact.
+
+orjson does the work. Two gaps are closed here: orjson reads integers beyond 64 bits as floats
+(silently changing them) and refuses to write them, so bodies with a long run of digits take the
+standard library's exact path. NaN and Infinity are refused on both paths.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+# 19 digits reach past 2**63; a run that long anywhere (even in a string) takes the exact path.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+class JSONError(json.JSONDecodeError):
+    """A body that is not JSON this service accepts; the message says why.
+
+    A `JSONDecodeError` so that FastAPI reports it as a request validation error (422).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "", 0)
+        self.msg = message
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JSONError(f"{name} is not valid JSON")
+
+
+def loads(data: bytes, *, max_depth: int = 64) -> Any:
+    """Parse `data`, keeping every number exactly; refuse NaN, Infinity and lone surrogates."""
+    if _LONG_DIGITS.search(data) is None:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise JSONError(f"body is not valid JSON: {exc}") from None
+    else:
+        try:
+            text = data.decode("utf-8")
+            value = json.loads(text, parse_constant=_refuse_constant)
+            _check_strings(value)
+        except UnicodeError:
+            raise JSONError("body is not valid UTF-8 text (lone surrogate?)") from None
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise JSONError(f"body is not valid JSON: {exc}") from None
+    if _depth(value, max_depth) > max_depth:
+        raise JSONError(f"body is nested deeper than {max_depth} levels")
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize `value` compactly; integers beyond 64 bits are written exactly."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise JSONError("strings must not hold lone surrogates") from None
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of `value`, counting no further than limit + 1."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        depth += 1
+        nxt: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                nxt.extend(v for v in item.values() if isinstance(v, dict | list))
+            elif isinstance(item, list):
+                nxt.extend(v for v in item if isinstance(v, dict | list))
+        level = nxt
+    return depth if not level else depth + 1
+
+
+def _check_strings(value: Any) -> None:
+    """The standard library accepts lone surrogates (`"\\ud800"`); they are not Unicode text."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

@@ -1,0 +1,235 @@
+"""Request and response models, mirroring the Strands dataclasses.
+
+Request models validate what Strands sends and keep JSON documents as the client's own `dict`s
+(key order and values untouched); extra keys such as a client's `created_at` are ignored.
+Responses are built from rows by the `*_body` functions; the `*Out` models only document them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+# Strands' `SessionType` values (strands.types.session.SessionType); a test keeps them in step.
+SESSION_TYPES = ("AGENT",)
+SessionType = Literal["AGENT"]
+MAX_MESSAGE_ID = 2_147_483_647
+MAX_BATCH = 1000
+
+
+def check_id(value: str) -> str:
+    """Session, agent and multi-agent ids: 1-255 characters, no separators or controls."""
+    if not 1 <= len(value) <= 255:
+        raise ValueError("must be 1 to 255 characters long")
+    if value in (".", ".."):
+        raise ValueError("must not be '.' or '..'")
+    if "/" in value or "\\" in value:
+        raise ValueError("must not contain '/' or '\\'")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise ValueError("must not contain control characters")
+    if not value.strip():
+        raise ValueError("must not be only whitespace")
+    return value
+
+
+Id = Annotated[
+    str,
+    AfterValidator(check_id),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255,
+                    "description": "No '/', '\\', control characters; not '.', '..' or blank."}),
+]
+MessageId = Annotated[int, Field(ge=0, le=MAX_MESSAGE_ID)]
+JsonObject = dict[str, Any]
+
+
+def check_message(value: dict[str, Any]) -> dict[str, Any]:
+    """A Strands message: `role` user|assistant and `content` a list of objects."""
+    role = value.get("role")
+    if role not in ("user", "assistant"):
+        raise ValueError(f"role must be 'user' or 'assistant', got {role!r}")
+    content = value.get("content")
+    if not isinstance(content, list):
+        raise ValueError("content must be a list of content blocks")
+    for i, block in enumerate(content):
+        if not isinstance(block, dict):
+            raise ValueError(f"content[{i}] must be an object")
+    return value
+
+
+_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["user", "assistant"]},
+        "content": {"type": "array", "items": {"type": "object"}},
+    },
+    "additionalProperties": True,
+}
+StrandsMessage = Annotated[
+    dict[str, Any], AfterValidator(check_message), WithJsonSchema(_MESSAGE_SCHEMA)
+]
+
+
+def content_types(message: dict[str, Any]) -> list[str]:
+    """The kinds of content blocks a message holds (`text`, `toolUse`, …), in order, once each."""
+    kinds: dict[str, None] = {}
+    for block in message["content"]:
+        for key in block:
+            kinds.setdefault(key, None)
+    return list(kinds)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class SessionCreate(_Body):
+    session_id: Id
+    session_type: SessionType = "AGENT"
+
+
+class SessionUpdate(_Body):
+    session_id: Id | None = None
+    session_type: SessionType = "AGENT"
+
+
+class AgentUpdate(_Body):
+    agent_id: Id | None = None
+    state: JsonObject
+    conversation_manager_state: JsonObject
+    internal_state: JsonObject = Field(default_factory=dict, alias="_internal_state")
+
+
+class AgentCreate(AgentUpdate):
+    agent_id: Id  # type: ignore[assignment]
+
+
+class MessageUpdate(_Body):
+    message_id: MessageId | None = None
+    message: StrandsMessage
+    redact_message: StrandsMessage | None = None
+
+
+class MessageCreate(MessageUpdate):
+    message_id: MessageId  # type: ignore[assignment]
+
+
+class MessageBatch(_Body):
+    messages: Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class MultiAgentUpdate(_Body):
+    multi_agent_id: Id | None = None
+    state: JsonObject
+
+
+class MultiAgentCreate(MultiAgentUpdate):
+    multi_agent_id: Id  # type: ignore[assignment]
+
+
+# --- responses (documentation; bodies are built by the functions below) ------------------------
+
+class SessionOut(BaseModel):
+    session_id: str
+    session_type: SessionType
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    agent_id: str
+    state: JsonObject
+    conversation_manager_state: JsonObject
+    internal_state: JsonObject = Field(alias="_internal_state")
+    message_count: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(BaseModel):
+    message_id: int
+    message: JsonObject
+    redact_message: JsonObject | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class MultiAgentOut(BaseModel):
+    multi_agent_id: str
+    state: JsonObject
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+    request_id: str | None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+def timestamp(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+def session_body(row: Any) -> dict[str, Any]:
+    return {
+        "session_id": row["session_id"],
+        "session_type": row["session_type"],
+        "version": row["version"],
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }
+
+
+def agent_body(row: Any) -> dict[str, Any]:
+    return {
+        "agent_id": row["agent_id"],
+        "state": row["state"],
+        "conversation_manager_state": row["conversation_manager_state"],
+        "_internal_state": row["internal_state"],
+        "message_count": row["message_count"],
+        "version": row["version"],
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }
+
+
+def message_body(row: Any) -> dict[str, Any]:
+    return {
+        "message_id": row["message_id"],
+        "message": row["message"],
+        "redact_message": row["redact_message"],
+        "version": row["version"],
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }
+
+
+def multi_agent_body(row: Any) -> dict[str, Any]:
+    return {
+        "multi_agent_id": row["multi_agent_id"],
+        "state": row["state"],
+        "version": row["version"],
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }

@@ -1,0 +1,91 @@
+"""/api/v1/sessions"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from service.cache import session_key
+from service.http import JSONRoute, if_match, respond
+from service.models import (
+    SessionCreate, SessionOut, SessionType, SessionUpdate, Page, session_body,
+)
+from service.errors import InvalidId
+from service.routes import Cursor, Limit, SessionId, Svc, cached_read, errors, location
+from service.store import sessions as store
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], route_class=JSONRoute)
+
+
+@router.post("", status_code=201, response_model=SessionOut, responses=errors(409, 415),
+             summary="Create a session (an identical repeat answers 200)")
+async def create_session(body: SessionCreate, svc: Svc) -> Response:
+    row, created = await svc.db.transaction(
+        store.create_session, body.session_id, body.session_type
+    )
+    return respond(session_body(row), 201 if created else 200, version=row["version"],
+                   headers=location("sessions", body.session_id))
+
+
+@router.get("", response_model=Page[SessionOut], responses=errors(),
+            summary="List sessions, newest first")
+async def list_sessions(
+    svc: Svc, limit: Limit = 100, cursor: Cursor = None,
+    created_after: Annotated[datetime | None, Query()] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+    session_type: Annotated[SessionType | None, Query()] = None,
+) -> Response:
+    scope = f"sessions|{created_after}|{created_before}|{session_type}"
+    after = None
+    if cursor is not None:
+        at, sid = svc.cursors.read(scope, cursor)
+        after = (datetime.fromisoformat(at), sid)
+    rows = await svc.db.transaction(
+        store.list_sessions, created_after, created_before, session_type, after, limit + 1
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = svc.cursors.issue(scope, [last["created_at"].isoformat(), last["session_id"]])
+    return respond({"items": [session_body(r) for r in rows], "next_cursor": next_cursor})
+
+
+@router.get("/{session_id}", response_model=SessionOut, responses=errors(304, 404),
+            summary="Read a session")
+async def read_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
+    async def current() -> tuple[int, None] | None:
+        version = await svc.db.transaction(store.session_version, session_id)
+        return None if version is None else (version, None)
+
+    async def load() -> tuple[dict, int, None]:
+        row = await svc.db.transaction(store.read_session, session_id)
+        return session_body(row), row["version"], None
+
+    return await cached_read(request, svc.cache, session_id, session_key(session_id),
+                             current, load)
+
+
+@router.put("/{session_id}", response_model=SessionOut, responses=errors(404, 412, 415),
+            summary="Update a session (never creates)")
+async def update_session(
+    session_id: SessionId, body: SessionUpdate, request: Request, svc: Svc
+) -> Response:
+    if body.session_id not in (None, session_id):
+        raise InvalidId("session_id in the body does not match the path")
+    row = await svc.db.transaction(
+        store.update_session, session_id, body.session_type, if_match(request)
+    )
+    await svc.cache.drop(session_key(session_id))
+    return respond(session_body(row), version=row["version"])
+
+
+@router.delete("/{session_id}", status_code=204, response_class=Response,
+               responses=errors(404, 412),
+               summary="Delete a session with its agents, messages and multi-agent states")
+async def delete_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
+    await svc.db.transaction(store.delete_session, session_id, if_match(request))
+    await svc.cache.drop_session(session_id)
+    return Response(status_code=204)

@@ -1,0 +1,161 @@
+"""Every setting of the service, read from the environment (and a `.env` file).
+
+One pydantic-settings class: names are the environment variables (case-insensitive), each with
+a type, a development default and a description. `Settings()` is built by `create_app` and by
+`python -m service`, never at import time, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CacheMode(StrEnum):
+    strict = "strict"
+    bounded = "bounded"
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Configuration of one service process."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL DSN (postgresql://user:password@host:port/db). "
+        "Unset: start the embedded default database under EMBEDDED_DATA_DIR.",
+    )
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Number of uvicorn worker processes.")
+    log_level: str = Field("INFO", description="Python logging level name, any case.")
+    log_format: LogFormat = Field(LogFormat.text, description="`text` for humans, `json` lines.")
+    environment: Environment = Field(
+        Environment.development,
+        description="`production` refuses to start without API_KEYS.",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer keys; when set, /api/v1/* requires one.",
+    )
+    metrics_require_key: bool = Field(
+        False, description="Require an API key for /metrics and /health too."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins allowed by CORS; empty turns CORS off.",
+    )
+    cache_ttl_seconds: float = Field(
+        60.0, ge=0, description="Lifetime of a cached session/agent; 0 turns the cache off."
+    )
+    cache_mode: CacheMode = Field(
+        CacheMode.strict,
+        description="`strict`: every hit is checked against the row's version; "
+        "`bounded`: hits skip the database and rely on invalidation notices.",
+    )
+    cache_max_entries: int = Field(10_000, ge=1, description="Upper bound on cached entries.")
+    migrate_on_start: bool = Field(True, description="Apply migrations before serving.")
+    db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
+    db_pool_max_size: int = Field(10, ge=1, description="Most connections the pool opens.")
+    db_statement_timeout_seconds: float = Field(
+        10.0, gt=0, description="PostgreSQL statement_timeout for every statement."
+    )
+    db_acquire_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long a request waits for a pooled connection."
+    )
+    db_connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="Time-out of one connection attempt."
+    )
+    db_connect_deadline_seconds: float = Field(
+        60.0, gt=0, description="At start-up, give up reaching the database after this long."
+    )
+    db_statement_cache_size: int = Field(
+        100, ge=0, description="asyncpg prepared-statement cache per connection (0 for pgbouncer)."
+    )
+    db_retry_attempts: int = Field(
+        4, ge=1, description="Attempts of one transaction on transient database errors."
+    )
+    request_timeout_seconds: float = Field(
+        14.0, gt=0, description="Longest a request may take before it is answered 503."
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM, time in-flight requests get to finish."
+    )
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_json_depth: int = Field(64, ge=2, description="Deepest JSON nesting accepted (422 above).")
+    embedded_data_dir: Path = Field(
+        PROJECT_ROOT / ".data" / "postgres",
+        description="Data folder of the embedded default database.",
+    )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ValueError(f"unknown logging level {value!r}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// DSN")
+        return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        return self
+
+    @property
+    def dsn(self) -> str | None:
+        return self.database_url.get_secret_value() if self.database_url else None
+
+    @property
+    def cache_enabled(self) -> bool:
+        return self.cache_ttl_seconds > 0
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by `***`, safe for logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))

@@ -1,0 +1,83 @@
+"""Agents."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.errors import agent_missing, already_exists, session_missing
+from service.queries import Q
+from service.store import missing_or_mismatch
+
+
+async def create_agent(
+    conn: asyncpg.Connection, session_id: str, agent_id: str,
+    state: bytes, conversation_manager_state: bytes, internal_state: bytes,
+) -> tuple[asyncpg.Record, bool]:
+    """Insert; an identical existing agent is returned with `created=False`, else 409."""
+    args = (session_id, agent_id, state, conversation_manager_state, internal_state)
+    try:
+        row = await conn.fetchrow(Q["create_agent"], *args)
+    except asyncpg.ForeignKeyViolationError:
+        raise session_missing(session_id) from None
+    if row is not None:
+        return row, True
+    row = await conn.fetchrow(Q["compare_agent"], *args)
+    if row is None or not row["same"]:
+        raise already_exists(f"agent {agent_id!r}")
+    return row, False
+
+
+async def read_agent(conn: asyncpg.Connection, session_id: str, agent_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(Q["read_agent"], session_id, agent_id)
+    if row is None:
+        raise agent_missing(session_id, agent_id)
+    return row
+
+
+async def agent_version(
+    conn: asyncpg.Connection, session_id: str, agent_id: str
+) -> asyncpg.Record | None:
+    """(version, message_count) of an agent, or None: cheap validation of a cached copy."""
+    return await conn.fetchrow(Q["agent_version"], session_id, agent_id)
+
+
+async def require_agent(conn: asyncpg.Connection, session_id: str, agent_id: str) -> None:
+    if await agent_version(conn, session_id, agent_id) is None:
+        raise agent_missing(session_id, agent_id)
+
+
+async def update_agent(
+    conn: asyncpg.Connection, session_id: str, agent_id: str,
+    state: bytes, conversation_manager_state: bytes, internal_state: bytes,
+    if_match: int | None,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        Q["update_agent"], session_id, agent_id,
+        state, conversation_manager_state, internal_state, if_match,
+    )
+    if row is None:
+        raise await missing_or_mismatch(
+            conn, "agent_version", (session_id, agent_id), if_match,
+            agent_missing(session_id, agent_id), f"agent {agent_id!r}",
+        )
+    return row
+
+
+async def delete_agent(
+    conn: asyncpg.Connection, session_id: str, agent_id: str, if_match: int | None
+) -> None:
+    if await conn.fetchrow(Q["delete_agent"], session_id, agent_id, if_match) is None:
+        raise await missing_or_mismatch(
+            conn, "agent_version", (session_id, agent_id), if_match,
+            agent_missing(session_id, agent_id), f"agent {agent_id!r}",
+        )
+
+
+async def list_agents(
+    conn: asyncpg.Connection, session_id: str, after: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """Up to `limit` agents in id order after `after`; 404 when the session does not exist."""
+    rows = await conn.fetch(Q["list_agents"], session_id, after, limit)
+    if not rows and await conn.fetchrow(Q["session_version"], session_id) is None:
+        raise session_missing(session_id)
+    return rows

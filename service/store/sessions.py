@@ -1,0 +1,76 @@
+"""Sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from service.errors import already_exists, session_missing
+from service.queries import Q
+from service.store import missing_or_mismatch
+
+
+async def create_session(
+    conn: asyncpg.Connection, session_id: str, session_type: str
+) -> tuple[asyncpg.Record, bool]:
+    """Insert; an identical existing session is returned with `created=False`, else 409."""
+    row = await conn.fetchrow(Q["create_session"], session_id, session_type)
+    if row is not None:
+        return row, True
+    row = await conn.fetchrow(Q["compare_session"], session_id, session_type)
+    if row is None or not row["same"]:
+        raise already_exists(f"session {session_id!r}")
+    return row, False
+
+
+async def read_session(conn: asyncpg.Connection, session_id: str) -> asyncpg.Record:
+    row = await conn.fetchrow(Q["read_session"], session_id)
+    if row is None:
+        raise session_missing(session_id)
+    return row
+
+
+async def require_session(conn: asyncpg.Connection, session_id: str) -> None:
+    if await conn.fetchrow(Q["session_version"], session_id) is None:
+        raise session_missing(session_id)
+
+
+async def update_session(
+    conn: asyncpg.Connection, session_id: str, session_type: str, if_match: int | None
+) -> asyncpg.Record:
+    row = await conn.fetchrow(Q["update_session"], session_id, session_type, if_match)
+    if row is None:
+        raise await missing_or_mismatch(
+            conn, "session_version", (session_id,), if_match,
+            session_missing(session_id), f"session {session_id!r}",
+        )
+    return row
+
+
+async def delete_session(conn: asyncpg.Connection, session_id: str, if_match: int | None) -> None:
+    if await conn.fetchrow(Q["delete_session"], session_id, if_match) is None:
+        raise await missing_or_mismatch(
+            conn, "session_version", (session_id,), if_match,
+            session_missing(session_id), f"session {session_id!r}",
+        )
+
+
+async def list_sessions(
+    conn: asyncpg.Connection,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    session_type: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Up to `limit` sessions, newest first, after the keyset position `after`."""
+    at, sid = after if after else (None, None)
+    return await conn.fetch(
+        Q["list_sessions"], created_after, created_before, session_type, at, sid, limit
+    )
+
+
+async def session_version(conn: asyncpg.Connection, session_id: str) -> int | None:
+    """The session's version, or None: cheap validation of a cached copy."""
+    return await conn.fetchval(Q["session_version"], session_id)  # type: ignore[no-any-return]

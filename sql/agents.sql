@@ -1,0 +1,67 @@
+-- name: create_agent
+-- Insert an agent; no row when the id is already taken (the caller then compares).
+INSERT INTO agents (session_id, agent_id, state, conversation_manager_state, internal_state)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT ON CONSTRAINT agents_pkey DO NOTHING
+RETURNING session_id, agent_id, state, conversation_manager_state, internal_state,
+          version, created_at, updated_at, 0::bigint AS message_count;
+
+-- name: compare_agent
+-- The stored agent and whether it equals the one a create asked for (same serialized text).
+SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
+       a.version, a.created_at, a.updated_at,
+       (SELECT count(*) FROM messages m
+         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count,
+       (a.state::text = $3::json::text
+        AND a.conversation_manager_state::text = $4::json::text
+        AND a.internal_state::text = $5::json::text) AS same
+  FROM agents a
+ WHERE a.session_id = $1 AND a.agent_id = $2;
+
+-- name: read_agent
+-- One agent with its message count, or no row when the session or agent does not exist.
+SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
+       a.version, a.created_at, a.updated_at,
+       (SELECT count(*) FROM messages m
+         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
+  FROM agents a
+ WHERE a.session_id = $1 AND a.agent_id = $2;
+
+-- name: agent_version
+-- The agent's version and message count only: existence checks and cache validation.
+SELECT a.version,
+       (SELECT count(*) FROM messages m
+         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
+  FROM agents a
+ WHERE a.session_id = $1 AND a.agent_id = $2;
+
+-- name: update_agent
+-- Replace the agent's state; no row when missing or when $6 (If-Match) differs.
+UPDATE agents a
+   SET state = $3, conversation_manager_state = $4, internal_state = $5,
+       version = a.version + 1, updated_at = now()
+ WHERE a.session_id = $1 AND a.agent_id = $2
+   AND ($6::bigint IS NULL OR a.version = $6)
+RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
+          a.version, a.created_at, a.updated_at,
+          (SELECT count(*) FROM messages m
+            WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count;
+
+-- name: delete_agent
+-- Delete an agent and its messages (ON DELETE CASCADE).
+DELETE FROM agents
+ WHERE session_id = $1 AND agent_id = $2
+   AND ($3::bigint IS NULL OR version = $3)
+RETURNING version;
+
+-- name: list_agents
+-- A page of one session's agents in agent_id order, after the keyset position $2 when given.
+SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
+       a.version, a.created_at, a.updated_at,
+       (SELECT count(*) FROM messages m
+         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
+  FROM agents a
+ WHERE a.session_id = $1
+   AND ($2::text IS NULL OR a.agent_id > $2)
+ ORDER BY a.agent_id
+ LIMIT $3;

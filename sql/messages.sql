@@ -1,0 +1,91 @@
+-- name: create_message
+-- Insert a message; no row when the id is already taken (the caller then compares).
+INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                      message, redact_message)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+RETURNING session_id, agent_id, message_id, message, redact_message,
+          version, created_at, updated_at;
+
+-- name: compare_message
+-- The stored message and whether it equals the one a create asked for (same serialized text).
+SELECT session_id, agent_id, message_id, message, redact_message,
+       version, created_at, updated_at,
+       (message::text = $4::json::text
+        AND redact_message::text IS NOT DISTINCT FROM $5::json::text) AS same
+  FROM messages
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3;
+
+-- name: create_messages
+-- Insert a batch of messages in one statement; ids already taken are skipped (then compared).
+INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                      message, redact_message)
+SELECT $1, $2, b.message_id, b.role,
+       ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message
+  FROM unnest($3::integer[], $4::text[], $5::json[], $6::json[], $7::json[])
+       AS b (message_id, role, content_types, message, redact_message)
+ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+RETURNING session_id, agent_id, message_id, message, redact_message,
+          version, created_at, updated_at;
+
+-- name: compare_messages
+-- For a batch's ids that were already taken: the stored messages and whether each is equal.
+SELECT m.session_id, m.agent_id, m.message_id, m.message, m.redact_message,
+       m.version, m.created_at, m.updated_at,
+       (m.message::text = b.message::text
+        AND m.redact_message::text IS NOT DISTINCT FROM b.redact_message::text) AS same
+  FROM unnest($3::integer[], $4::json[], $5::json[]) AS b (message_id, message, redact_message)
+  JOIN messages m
+    ON m.session_id = $1 AND m.agent_id = $2 AND m.message_id = b.message_id;
+
+-- name: read_message
+-- One message, or no row.
+SELECT session_id, agent_id, message_id, message, redact_message,
+       version, created_at, updated_at
+  FROM messages
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3;
+
+-- name: update_message
+-- Replace a message and its redaction; no row when missing or when $8 (If-Match) differs.
+UPDATE messages
+   SET role = $4, content_types = $5, message = $6, redact_message = $7,
+       version = version + 1, updated_at = now()
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+   AND ($8::bigint IS NULL OR version = $8)
+RETURNING session_id, agent_id, message_id, message, redact_message,
+          version, created_at, updated_at;
+
+-- name: message_version
+-- The message's version only: tells a missing message from an If-Match mismatch.
+SELECT version
+  FROM messages
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3;
+
+-- name: delete_message
+-- Delete one message.
+DELETE FROM messages
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+   AND ($4::bigint IS NULL OR version = $4)
+RETURNING version;
+
+-- name: list_messages_asc
+-- A page of one agent's messages in message_id order, after $3 when given, skipping $4 rows.
+SELECT session_id, agent_id, message_id, message, redact_message,
+       version, created_at, updated_at
+  FROM messages
+ WHERE session_id = $1 AND agent_id = $2
+   AND ($3::integer IS NULL OR message_id > $3)
+ ORDER BY message_id
+OFFSET $4
+ LIMIT $5;
+
+-- name: list_messages_desc
+-- A page of one agent's messages, newest id first, before $3 when given, skipping $4 rows.
+SELECT session_id, agent_id, message_id, message, redact_message,
+       version, created_at, updated_at
+  FROM messages
+ WHERE session_id = $1 AND agent_id = $2
+   AND ($3::integer IS NULL OR message_id < $3)
+ ORDER BY message_id DESC
+OFFSET $4
+ LIMIT $5;

@@ -1,0 +1,133 @@
+"""Real PostgreSQL for every test.
+
+The server is TEST_DATABASE_URL when given, else the local one on 127.0.0.1:5432 when it
+answers, else a throwaway server started here (service.embedded). A template database is
+migrated once; each test that needs one gets its own copy.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from service import migrate
+from service.app import create_app
+from service.embedded import EmbeddedPostgres
+from service.settings import Settings
+from tests.support import (
+    ServiceProcess, admin_execute, create_database, drop_database, with_database,
+)
+
+LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _answers(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN with the right to create databases."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+    elif _answers(LOCAL):
+        yield LOCAL
+    else:
+        with EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data") as server:
+            yield server.dsn
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_dsn: str) -> Iterator[str]:
+    """The name of a migrated template database."""
+    name = f"sbt_template_{uuid.uuid4().hex[:8]}"
+    admin_execute(admin_dsn, f'CREATE DATABASE "{name}"')
+    migrate.apply(with_database(admin_dsn, name))
+    yield name
+    admin_execute(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(admin_dsn: str, template_db: str) -> Iterator[str]:
+    """A fresh migrated database of this test's own."""
+    dsn = create_database(admin_dsn, template_db)
+    yield dsn
+    drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture
+def empty_database_url(admin_dsn: str) -> Iterator[str]:
+    """A fresh database with no schema at all."""
+    dsn = create_database(admin_dsn)
+    yield dsn
+    drop_database(admin_dsn, dsn)
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"migrate_on_start": False, "_env_file": None}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app_factory(database_url: str) -> Callable[..., object]:
+    def build(**overrides: object) -> object:
+        return create_app(make_settings(**overrides), dsn=database_url)
+
+    return build
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP to the app in this process (ASGI), started against this test's database."""
+    async with app_client(create_app(make_settings(), dsn=database_url)) as http:
+        yield http
+
+
+class app_client:  # noqa: N801 - used like a function
+    """`async with app_client(app) as http`: run the app's lifespan, wait until it is ready."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        self._lifespan = self.app.router.lifespan_context(self.app)  # type: ignore[attr-defined]
+        await self._lifespan.__aenter__()
+        await self.app.state.services.ready.wait()  # type: ignore[attr-defined]
+        self._http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),  # type: ignore[arg-type]
+            base_url="http://test",
+        )
+        return self._http
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+        await self._lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+def service_process(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start real `python -m service` processes; all are stopped at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def start(env: dict[str, str], *args: str, wait: bool = True) -> ServiceProcess:
+        proc = ServiceProcess(env, tmp_path / f"service-{len(started)}.log", args)
+        started.append(proc)
+        if wait:
+            proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
