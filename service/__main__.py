@@ -23,9 +23,10 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
         message = err["msg"].removeprefix("Value error, ")
-        sys.exit(f"configuration error: {name}: {message}")
+        if err["loc"]:  # model-level checks name the variable in the message itself
+            message = f"{str(err['loc'][0]).upper()}: {message}"
+        sys.exit(f"configuration error: {message}")
 
 
 def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:

@@ -16,11 +16,13 @@ import asyncpg
 import backoff
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, migrate
+from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
 from service.errors import (
@@ -153,19 +155,35 @@ async def _connect(app: FastAPI, svc: Services) -> None:
 
     try:
         await start()
-        assert svc.db.pool is not None
-        secret = await svc.db.pool.fetchval(Q["cursor_secret"])
-        svc.cursors = Cursors(secret)
     except Exception as exc:
-        log.critical("cannot reach the database at %s after %.0fs: %s; giving up",
-                     redact_dsn(svc.db.dsn), settings.db_connect_deadline_seconds, exc)
+        log.critical("cannot reach the database at %s within %.0fs (%s); giving up",
+                     redact_dsn(svc.db.dsn), settings.db_connect_deadline_seconds,
+                     exc.__class__.__name__)
         global FATAL
         FATAL = True
         os.kill(os.getpid(), signal.SIGTERM)
         return
+    svc.cursors = Cursors(await _cursor_secret(svc.db))
     svc.db.accepting = True
     log.info("connected to %s", redact_dsn(svc.db.dsn))
     svc.ready.set()
+
+
+async def _cursor_secret(db: Database) -> str:
+    """The cursor key, once the schema exists; until then the service is up but not ready."""
+    assert db.pool is not None
+    warned = False
+    while True:
+        try:
+            return str(await db.pool.fetchval(Q["cursor_secret"]))
+        except asyncpg.UndefinedTableError:
+            if not warned:
+                log.warning("the schema is not migrated; run `python -m service migrate`"
+                            " (waiting for it)")
+                warned = True
+        except (asyncpg.PostgresError, *TRANSIENT) as exc:
+            log.warning("cannot read the cursor key yet (%s)", exc.__class__.__name__)
+        await asyncio.sleep(1.0)
 
 
 @asynccontextmanager
@@ -201,7 +219,16 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:
+        # Bearer keys travel in a header, never in cookies: credentials stay off.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_credentials=False, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["ETag", "X-Request-ID", "Location"])
+    app.add_middleware(ApiKeyMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
+    if not settings.api_keys:
+        log.warning("API_KEYS is unset: /api/v1 is open to anyone who can reach %s:%d",
+                    settings.host, settings.port)
     return app
 
 

@@ -123,18 +123,22 @@ class Database:
 
     async def ping(self) -> float:
         """Seconds one trivial round trip takes; raises when the database is unreachable."""
+        started = time.perf_counter()
+        await self.probe(lambda conn: conn.fetchval(Q["ping"]))
+        return time.perf_counter() - started
+
+    async def probe(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Health checks: one attempt, bounded in time, allowed before start-up completes."""
         if self.pool is None:
             raise ServiceUnavailable("the database is not connected")
-        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.db_acquire_timeout_seconds):
                 async with self.pool.acquire() as conn:
-                    await conn.fetchval(Q["ping"])
+                    return await work(conn)
         except (asyncpg.PostgresError, *TRANSIENT) as exc:
             raise ServiceUnavailable(
                 f"the database is unreachable ({exc.__class__.__name__})"
             ) from exc
-        return time.perf_counter() - started
 
     def pool_figures(self) -> dict[str, int]:
         pool = self.pool

@@ -137,9 +137,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _pool_bounds(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
-            raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+            raise ValueError("DB_POOL_MIN_SIZE: must not exceed DB_POOL_MAX_SIZE")
+        if self.environment is Environment.production and not self.api_keys:
+            raise ValueError("API_KEYS: required when ENVIRONMENT=production")
+        if "*" in self.cors_origins and len(self.cors_origins) > 1:
+            raise ValueError("CORS_ORIGINS: '*' cannot be combined with other origins")
         return self
 
     @property

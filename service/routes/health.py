@@ -37,7 +37,7 @@ async def _schema_at_head(svc: Services) -> bool:
         except asyncpg.UndefinedTableError:
             return set()
 
-    return expected() <= await svc.db.transaction(applied)
+    return expected() <= await svc.db.probe(applied)
 
 
 @router.get("/health/live", response_model=Status, summary="The process is up")
