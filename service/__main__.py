@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import uvicorn
@@ -43,6 +44,16 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return dsn, embedded
 
 
+def _exit_code() -> int:
+    from service import app as app_module  # imported late: only `serve` needs it
+
+    return 1 if app_module.FATAL else 0
+
+
+def _exit_after_shutdown(_signum: int, _frame: object) -> None:
+    sys.exit(_exit_code())
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
     if command not in ("serve", "migrate"):
@@ -59,6 +70,9 @@ def main(argv: list[str]) -> int:
             return 0
         # Workers build their own app from the environment: hand them the resolved DSN.
         os.environ["DATABASE_URL"] = dsn
+        # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; turn that
+        # into a normal exit so the `finally` below (stopping the embedded database) runs.
+        signal.signal(signal.SIGTERM, _exit_after_shutdown)
         uvicorn.run(
             "service.app:factory",
             factory=True,
@@ -69,8 +83,7 @@ def main(argv: list[str]) -> int:
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
             access_log=False,
         )
-        from service import app as app_module
-        return 1 if app_module.FATAL else 0
+        return _exit_code()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import backoff
+import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,6 +26,7 @@ from service import __version__, migrate
 from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
+from service.listener import InvalidationListener
 from service.errors import (
     TRANSIENT, InvalidId, InvalidRequest, NotFound, ServiceError, envelope,
 )
@@ -145,7 +147,9 @@ async def _connect(app: FastAPI, svc: Services) -> None:
         log.warning("database unreachable (%s); retrying in %.1fs",
                     details["exception"].__class__.__name__, details["wait"])
 
-    @backoff.on_exception(backoff.expo, (*TRANSIENT, asyncpg.PostgresError), max_value=5,
+    # psycopg's errors come from the migrations (yoyo), asyncpg's from the pool.
+    @backoff.on_exception(backoff.expo, (*TRANSIENT, asyncpg.PostgresError, psycopg.Error),
+                          max_value=5,
                           max_time=settings.db_connect_deadline_seconds,
                           jitter=backoff.full_jitter, on_backoff=waiting)
     async def start() -> None:
@@ -164,6 +168,9 @@ async def _connect(app: FastAPI, svc: Services) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         return
     svc.cursors = Cursors(await _cursor_secret(svc.db))
+    if settings.cache_enabled:
+        svc.listener = InvalidationListener(svc.db.dsn, svc.cache)
+        svc.listener.start()
     svc.db.accepting = True
     log.info("connected to %s", redact_dsn(svc.db.dsn))
     svc.ready.set()
@@ -195,6 +202,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         connecting.cancel()
+        if svc.listener is not None:
+            await svc.listener.stop()
         await svc.db.close()
 
 

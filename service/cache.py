@@ -13,6 +13,7 @@ notice arrives (milliseconds) or, at worst, after the TTL.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiocache import SimpleMemoryCache
@@ -53,9 +54,11 @@ class ResponseCache:
         # Bumped by every drop: a read that began before a drop must not refill the cache with
         # what it read, which may predate the write behind the drop.
         self.generation = 0
+        # True while the invalidation listener is connected; `bounded` hits need it.
+        self.listening = False
 
     async def get(self, key: str) -> Entry | None:
-        if not self.enabled:
+        if not self.enabled or not (self.strict or self.listening):
             return None
         entry: Entry | None = await self._cache.get(key)
         if entry is None and key in self._keys:
@@ -90,6 +93,15 @@ class ResponseCache:
         for key in list(self._by_session.get(session_id, ())):
             await self._forget(key)
         await self._forget(session_key(session_id))
+
+    def drop_nowait(self, key: str) -> None:
+        """From a notice callback: stop refills at once, forget the entry soon after."""
+        self.generation += 1
+        asyncio.get_running_loop().create_task(self.drop(key))
+
+    def drop_session_nowait(self, session_id: str) -> None:
+        self.generation += 1
+        asyncio.get_running_loop().create_task(self.drop_session(session_id))
 
     async def clear(self) -> None:
         self.generation += 1

@@ -13,6 +13,7 @@ from fastapi import Depends, Path, Query, Request, Response
 
 from service.cache import Entry, ResponseCache
 from service.db import Database
+from service.listener import InvalidationListener
 from service.http import not_modified, none_match, respond_raw
 from service.models import MAX_MESSAGE_ID, ErrorEnvelope, Id
 from service.paging import Cursors
@@ -28,6 +29,7 @@ class Services:
     cache: ResponseCache
     cursors: Cursors = field(default_factory=lambda: Cursors(""))
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    listener: InvalidationListener | None = None
 
 
 def _services(request: Request) -> Services:

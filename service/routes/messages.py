@@ -72,11 +72,14 @@ async def list_messages(
     session_id: SessionId, agent_id: AgentId, svc: Svc, limit: Limit = 100,
     cursor: Cursor = None,
     offset: Annotated[int, Query(ge=0, le=MAX_MESSAGE_ID,
-                                 description="Skip this many messages (Strands' offset).")] = 0,
+                                 description="Skip this many messages first (Strands' offset); "
+                                 "a cursor continues where its page ended instead.")] = 0,
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> Response:
     scope = f"messages|{session_id}|{agent_id}|{order}"
-    after = svc.cursors.read(scope, cursor)[0] if cursor is not None else None
+    after = None
+    if cursor is not None:  # the cursor already holds the position the offset led to
+        after, offset = svc.cursors.read(scope, cursor)[0], 0
     rows = await svc.db.transaction(
         store.list_messages, session_id, agent_id, after, offset, limit + 1, order == "desc"
     )
