@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# The session backend: `python -m service` on 0.0.0.0:$PORT as an unprivileged user.
+# Build: docker build -t strands-session-backend:latest .
+# The service finds sql/ and migrations/ next to the `service` package, so the source tree
+# lives in /app (on PYTHONPATH) and only the dependencies are installed into the venv.
+
+FROM python:3.11-slim-bookworm AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /build
+COPY pyproject.toml ./
+# Dependencies only, read from pyproject.toml: this layer is rebuilt only when they change.
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+
+
+FROM python:3.11-slim-bookworm
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    WORKERS=1 \
+    LOG_FORMAT=json
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --no-log-init --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /app
+COPY pyproject.toml ./
+COPY sql ./sql
+COPY migrations ./migrations
+COPY service ./service
+
+USER 10001:10001
+EXPOSE 8000
+
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('PORT', '8000'), timeout=4)"]
+
+CMD ["python", "-m", "service"]

@@ -1,0 +1,84 @@
+"""Where things are: the generated project around the working directory, and this repository.
+
+A project made by `strands-cli init` carries a `[tool.strands-cli]` table in its pyproject.toml;
+`find_project` walks up from a directory to the nearest one. `backend_compose_file` is the
+session backend's own compose.yaml, next to the `service` package in a source checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+# The folder holding the `service` package (the repository root in a source checkout).
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A generated project: its folder, package and session state."""
+
+    root: Path
+    package: str
+    session_state: str
+
+    @property
+    def compose_file(self) -> Path:
+        """The compose file that runs the project's session backend."""
+        return self.root / "compose.yaml"
+
+
+def find_project(start: Path) -> Project | None:
+    """The generated project holding `start`, or `None`."""
+    for folder in (start.absolute(), *start.absolute().parents):
+        pyproject = folder / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        marker = table.get("tool", {}).get("strands-cli")
+        if isinstance(marker, dict):
+            return Project(
+                root=folder,
+                package=str(marker.get("package", "")),
+                session_state=str(marker.get("session-state", "none")),
+            )
+    return None
+
+
+def backend_compose_file() -> Path:
+    """The session backend's compose.yaml (present in a source checkout)."""
+    return SOURCE_ROOT / "compose.yaml"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `NAME=value` lines of a `.env` file, as the generated projects read them."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip().removeprefix("export ").strip()] = value
+    return values
+
+
+def configured(name: str, project: Project | None) -> str | None:
+    """A setting from the environment, else from the project's `.env`; blank means unset."""
+    value = os.environ.get(name)
+    if value is None and project is not None:
+        value = read_env_file(project.root / ".env").get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()

@@ -1,0 +1,46 @@
+"""Fixtures of the client suite: one real `python -m service` for the whole suite.
+
+Built on the shared machinery in tests/conftest.py and tests/support.py (`admin_dsn`,
+`template_db`, `ServiceProcess`). The process is session-scoped, unlike `service_process`: every
+client test uses its own session id, so one server and database serve them all, and the suite
+does not pay a server start-up per test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from service.client import HTTPSessionRepository
+from tests.support import ServiceProcess, create_database, drop_database
+
+
+@pytest.fixture(scope="session")
+def client_server_url(
+    admin_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Base URL of a service on a fresh migrated database; stopped and dropped at the end."""
+    dsn = create_database(admin_dsn, template_db, prefix="client_test")
+    log_path = tmp_path_factory.mktemp("client_server") / "service.log"
+    server = ServiceProcess({"DATABASE_URL": dsn, "LOG_LEVEL": "WARNING", "API_KEYS": ""}, log_path)
+    try:
+        server.wait_ready(timeout=60)
+        yield server.url
+    finally:
+        server.stop()
+        drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture
+def repo(client_server_url: str) -> Iterator[HTTPSessionRepository]:
+    """A repository on the test service, with short retries."""
+    with HTTPSessionRepository(client_server_url, max_retry_time=5) as repository:
+        yield repository
+
+
+@pytest.fixture
+def session_id() -> str:
+    """A session id no other test uses."""
+    return f"client-{uuid.uuid4().hex}"
