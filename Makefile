@@ -6,6 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 IMAGE  ?= strands-session-backend:latest
+COMPOSE ?= docker compose
 
 .PHONY: install run test migrate lint format bench up down logs image clean
 
@@ -38,16 +39,16 @@ format: $(STAMP)
 bench: $(STAMP) ## benchmark against same-run floors; writes bench/results.json
 	$(PY) -m bench
 
-up: ## start postgres + migrate + api with Docker Compose
-	docker compose up -d --wait
+up: ## start postgres, migrations and the API with Docker Compose; waits until healthy
+	$(COMPOSE) up -d --wait
 
-down:
-	docker compose down
+down: ## stop the stack (the postgres-data volume stays)
+	$(COMPOSE) down
 
-logs:
-	docker compose logs -f api
+logs: ## follow the stack's logs
+	$(COMPOSE) logs -f --tail=100
 
-image:
+image: ## build the service image
 	docker build -t $(IMAGE) .
 
 clean:

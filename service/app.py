@@ -27,12 +27,15 @@ from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
 from service.listener import InvalidationListener
+from service.sweeper import Sweeper
 from service.errors import (
     TRANSIENT, InvalidId, InvalidRequest, NotFound, ServiceError, envelope,
 )
 from service.paging import Cursors
 from service.queries import Q
-from service.routes import Services, agents, health, messages, multi_agents, sessions
+from service.routes import (
+    Services, agents, health, messages, multi_agents, sessions, storage, transfer,
+)
 from service.settings import Settings, redact_dsn
 
 log = logging.getLogger("service")
@@ -174,6 +177,9 @@ async def _connect(app: FastAPI, svc: Services) -> None:
     svc.db.accepting = True
     log.info("connected to %s", redact_dsn(svc.db.dsn))
     svc.ready.set()
+    if settings.sweep_interval_seconds > 0:
+        svc.sweeper = Sweeper(svc.db.dsn, settings)
+        svc.sweeper.start()
 
 
 async def _cursor_secret(db: Database) -> str:
@@ -204,6 +210,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         connecting.cancel()
         if svc.listener is not None:
             await svc.listener.stop()
+        if svc.sweeper is not None:
+            await svc.sweeper.stop()
         await svc.db.close()
 
 
@@ -220,11 +228,15 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
         "PostgreSQL. Every error answers `{\"error\": {code, message, details?, request_id}}`.",
         lifespan=_lifespan,
     )
+    from service import metrics, telemetry
+    from service.routes import metrics as metrics_route
+
     app.state.settings = settings
     app.state.services = Services(settings, Database(settings, dsn), ResponseCache(settings))
     for router in (sessions.router, agents.router, messages.router, multi_agents.router,
-                   health.router):
+                   health.router, transfer.router, storage.router):
         app.include_router(router)
+    app.include_router(metrics_route.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -234,10 +246,12 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
                            allow_credentials=False, allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["ETag", "X-Request-ID", "Location"])
     app.add_middleware(ApiKeyMiddleware, settings=settings)
+    metrics.install(app)  # inside the request id, which the access lines carry
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     if not settings.api_keys:
         log.warning("API_KEYS is unset: /api/v1 is open to anyone who can reach %s:%d",
                     settings.host, settings.port)
+    telemetry.setup(app, os.environ)  # nothing at all unless OTEL_* asks for tracing
     return app
 
 

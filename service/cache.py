@@ -14,6 +14,7 @@ notice arrives (milliseconds) or, at worst, after the TTL.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from aiocache import SimpleMemoryCache
@@ -27,6 +28,9 @@ class Entry:
     version: int
     message_count: int | None
     body: bytes
+    # When the session (of an agent: its session) expires, as time.time(): a hit past it is a
+    # miss in either mode, so an expired session is never served before the sweeper runs.
+    expires_at: float | None = None
 
 
 def session_key(session_id: str) -> str:
@@ -61,6 +65,8 @@ class ResponseCache:
         if not self.enabled or not (self.strict or self.listening):
             return None
         entry: Entry | None = await self._cache.get(key)
+        if entry is not None and entry.expires_at is not None and entry.expires_at <= time.time():
+            entry = None
         if entry is None and key in self._keys:
             await self._forget(key)  # expired
         return entry

@@ -19,8 +19,10 @@ import asyncpg
 import backoff
 import orjson
 
-from service import jsonio
-from service.errors import TRANSIENT, ServiceUnavailable, from_database
+from service import jsonio, telemetry
+from service.errors import (
+    TRANSIENT, ConnectionLost, ServiceError, ServiceUnavailable, from_database,
+)
 from service.queries import Q
 from service.settings import Settings
 
@@ -78,6 +80,7 @@ class Database:
             timeout=s.db_connect_timeout_seconds,
             statement_cache_size=s.db_statement_cache_size,
             init=init_connection,
+            connection_class=telemetry.connection_class(),
             server_settings={
                 "application_name": "strands-session-backend",
                 "statement_timeout": str(int(s.db_statement_timeout_seconds * 1000)),
@@ -110,9 +113,28 @@ class Database:
 
     async def _transaction_once(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         assert self.pool is not None
-        async with self.pool.acquire(timeout=self.settings.db_acquire_timeout_seconds) as conn:
-            async with conn.transaction():
-                return await work(conn, *args, **kwargs)
+        done = False
+        try:
+            async with self.pool.acquire(timeout=self.settings.db_acquire_timeout_seconds) as conn:
+                try:
+                    async with conn.transaction():
+                        result = await work(conn, *args, **kwargs)
+                except (ServiceError, asyncpg.PostgresError, *TRANSIENT):
+                    raise
+                except Exception as exc:
+                    # A connection that died mid-statement surfaces as whatever asyncpg was
+                    # doing (InternalClientError from the ROLLBACK, say): the cause is the
+                    # connection, and the transaction can be retried.
+                    if conn.is_closed():
+                        raise ConnectionLost(f"connection lost: {exc.__class__.__name__}") from exc
+                    raise
+                done = True
+        except Exception as exc:
+            if not done:
+                raise
+            # Committed; only handing the connection back failed (it died just after COMMIT).
+            log.info("connection lost after COMMIT (%s)", exc.__class__.__name__)
+        return result
 
     def _on_backoff(self, details: Any) -> None:
         self.retries += 1

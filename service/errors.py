@@ -93,6 +93,10 @@ def version_mismatch(what: str, expected: int) -> PreconditionFailed:
 
 # --- asyncpg errors ------------------------------------------------------------------------------
 
+class ConnectionLost(ConnectionError):
+    """The connection died under a transaction; whatever asyncpg raised is the cause."""
+
+
 # Re-running the whole transaction can succeed: the database was briefly busy or unreachable,
 # or a migration invalidated the cached statement plans.
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -100,7 +104,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
     asyncpg.InvalidCachedStatementError,
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,

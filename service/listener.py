@@ -18,9 +18,11 @@ import asyncpg
 import orjson
 
 from service.cache import ResponseCache, agent_key
+from service.queries import Q
 
 log = logging.getLogger(__name__)
 CHANNEL = "session_cache"
+APPLICATION_NAME = "strands-session-backend-listener"
 
 
 class InvalidationListener:
@@ -55,15 +57,24 @@ class InvalidationListener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=5)
+                conn = await asyncpg.connect(
+                    self.dsn, timeout=5,
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notice)
                 # Anything cached before this point may have missed a notice.
                 await self.cache.clear()
                 self.cache.listening = True
                 delay = 0.1
                 while True:
-                    await asyncio.sleep(self.heartbeat_seconds)
-                    await asyncio.wait_for(conn.fetchval("SELECT 1"), self.heartbeat_seconds)
+                    try:
+                        await asyncio.wait_for(lost.wait(), self.heartbeat_seconds)
+                    except TimeoutError:
+                        await asyncio.wait_for(conn.fetchval(Q["ping"]), self.heartbeat_seconds)
+                    else:
+                        raise ConnectionError("the listener's connection was closed")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: notices may be lost from here on

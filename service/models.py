@@ -7,16 +7,19 @@ Responses are built from rows by the `*_body` functions; the `*Out` models only 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator,
+)
 
 # Strands' `SessionType` values (strands.types.session.SessionType); a test keeps them in step.
 SESSION_TYPES = ("AGENT",)
 SessionType = Literal["AGENT"]
 MAX_MESSAGE_ID = 2_147_483_647
 MAX_BATCH = 1000
+MAX_TTL_SECONDS = 3_153_600_000  # 100 years
 
 
 def check_id(value: str) -> str:
@@ -77,7 +80,8 @@ def content_types(message: dict[str, Any]) -> list[str]:
     kinds: dict[str, None] = {}
     for block in message["content"]:
         for key in block:
-            kinds.setdefault(key, None)
+            # A text[] column cannot hold NUL; the message itself keeps the key as sent.
+            kinds.setdefault(key.replace("\x00", "\ufffd"), None)
     return list(kinds)
 
 
@@ -85,12 +89,36 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class SessionCreate(_Body):
+class _Expiry(_Body):
+    """A session's expiry: an instant, or a lifetime from now (docs/lifecycle.md)."""
+
+    expires_at: AwareDatetime | None = Field(
+        None, description="When the session expires (with a time zone); null: never.")
+    ttl_seconds: float | None = Field(
+        None, gt=0, le=MAX_TTL_SECONDS, allow_inf_nan=False,
+        description="Expire this many seconds from now (instead of expires_at).")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> _Expiry:
+        if self.expires_at is not None and self.ttl_seconds is not None:
+            raise ValueError("give expires_at or ttl_seconds, not both")
+        if self.expires_at is not None and self.expires_at <= datetime.now(UTC):
+            raise ValueError("expires_at must be in the future")
+        return self
+
+    def expiry(self) -> tuple[datetime | None, float | None] | None:
+        """(expires_at, ttl_seconds) when the body sets the expiry (nulls clear it), else None."""
+        if self.ttl_seconds is not None:
+            return None, self.ttl_seconds
+        return (self.expires_at, None) if "expires_at" in self.model_fields_set else None
+
+
+class SessionCreate(_Expiry):
     session_id: Id
     session_type: SessionType = "AGENT"
 
 
-class SessionUpdate(_Body):
+class SessionUpdate(_Expiry):
     session_id: Id | None = None
     session_type: SessionType = "AGENT"
 
@@ -137,6 +165,7 @@ class SessionOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = Field(description="When the session expires; null: never.")
 
 
 class AgentOut(BaseModel):
@@ -198,6 +227,7 @@ def session_body(row: Any) -> dict[str, Any]:
         "version": row["version"],
         "created_at": timestamp(row["created_at"]),
         "updated_at": timestamp(row["updated_at"]),
+        "expires_at": None if row["expires_at"] is None else timestamp(row["expires_at"]),
     }
 
 

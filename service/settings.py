@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
     workers: int = Field(1, ge=1, le=64, description="Number of uvicorn worker processes.")
+    prometheus_multiproc_dir: str | None = Field(
+        None,
+        description="Folder where the workers pool their metrics (emptied at start-up); "
+        "unset with WORKERS > 1: a temporary one.",
+    )
     log_level: str = Field("INFO", description="Python logging level name, any case.")
     log_format: LogFormat = Field(LogFormat.text, description="`text` for humans, `json` lines.")
     environment: Environment = Field(
@@ -106,6 +111,19 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
     max_json_depth: int = Field(64, ge=2, description="Deepest JSON nesting accepted (422 above).")
+    default_session_ttl_seconds: float = Field(
+        0.0, ge=0, le=3_153_600_000,
+        description="Lifetime given to a new session that asks for none; 0: sessions never expire.",
+    )
+    sweep_interval_seconds: float = Field(
+        60.0, ge=0, description="How often expired sessions are deleted; 0 turns the sweeper off."
+    )
+    sweep_batch_size: int = Field(
+        100, ge=1, le=10_000, description="Expired sessions deleted per sweeper transaction."
+    )
+    storage_max_object_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest value /api/v1/storage accepts (413 above)."
+    )
     embedded_data_dir: Path = Field(
         PROJECT_ROOT / ".data" / "postgres",
         description="Data folder of the embedded default database.",

@@ -1,7 +1,9 @@
 -- name: create_agent
--- Insert an agent; no row when the id is already taken (the caller then compares).
+-- Insert an agent; no row when the id is taken or the session is missing or expired.
 INSERT INTO agents (session_id, agent_id, state, conversation_manager_state, internal_state)
-VALUES ($1, $2, $3, $4, $5)
+SELECT $1::text, $2::text, $3::json, $4::json, $5::json
+ WHERE EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 ON CONFLICT ON CONSTRAINT agents_pkey DO NOTHING
 RETURNING session_id, agent_id, state, conversation_manager_state, internal_state,
           version, created_at, updated_at, 0::bigint AS message_count;
@@ -16,24 +18,31 @@ SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.intern
         AND a.conversation_manager_state::text = $4::json::text
         AND a.internal_state::text = $5::json::text) AS same
   FROM agents a
- WHERE a.session_id = $1 AND a.agent_id = $2;
+ WHERE a.session_id = $1 AND a.agent_id = $2
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: read_agent
--- One agent with its message count, or no row when the session or agent does not exist.
+-- One agent with its message count and its session's expiry; no row when either is absent.
 SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
        a.version, a.created_at, a.updated_at,
        (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
+         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count,
+       s.expires_at AS session_expires_at
   FROM agents a
- WHERE a.session_id = $1 AND a.agent_id = $2;
+  JOIN sessions s ON s.session_id = a.session_id
+ WHERE a.session_id = $1 AND a.agent_id = $2
+   AND s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now());
 
 -- name: agent_version
--- The agent's version and message count only: existence checks and cache validation.
+-- The version and message count of an agent of an unexpired session: existence, cache checks.
 SELECT a.version,
        (SELECT count(*) FROM messages m
          WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
   FROM agents a
- WHERE a.session_id = $1 AND a.agent_id = $2;
+ WHERE a.session_id = $1 AND a.agent_id = $2
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: update_agent
 -- Replace the agent's state; no row when missing or when $6 (If-Match) differs.
@@ -42,6 +51,8 @@ UPDATE agents a
        version = a.version + 1, updated_at = now()
  WHERE a.session_id = $1 AND a.agent_id = $2
    AND ($6::bigint IS NULL OR a.version = $6)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
           a.version, a.created_at, a.updated_at,
           (SELECT count(*) FROM messages m
@@ -52,6 +63,8 @@ RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.int
 DELETE FROM agents
  WHERE session_id = $1 AND agent_id = $2
    AND ($3::bigint IS NULL OR version = $3)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING version;
 
 -- name: list_agents
@@ -63,5 +76,7 @@ SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.intern
   FROM agents a
  WHERE a.session_id = $1
    AND ($2::text IS NULL OR a.agent_id > $2)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
  ORDER BY a.agent_id
  LIMIT $3;

@@ -1,8 +1,10 @@
 -- name: create_message
--- Insert a message; no row when the id is already taken (the caller then compares).
+-- Insert a message; no row when the id is taken or the session is missing or expired.
 INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
                       message, redact_message)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+SELECT $1::text, $2::text, $3::integer, $4::text, $5::text[], $6::json, $7::json
+ WHERE EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
 RETURNING session_id, agent_id, message_id, message, redact_message,
           version, created_at, updated_at;
@@ -14,7 +16,9 @@ SELECT session_id, agent_id, message_id, message, redact_message,
        (message::text = $4::json::text
         AND redact_message::text IS NOT DISTINCT FROM $5::json::text) AS same
   FROM messages
- WHERE session_id = $1 AND agent_id = $2 AND message_id = $3;
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: create_messages
 -- Insert a batch of messages in one statement; ids already taken are skipped (then compared).
@@ -24,6 +28,8 @@ SELECT $1, $2, b.message_id, b.role,
        ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message
   FROM unnest($3::integer[], $4::text[], $5::json[], $6::json[], $7::json[])
        AS b (message_id, role, content_types, message, redact_message)
+ WHERE EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
 RETURNING session_id, agent_id, message_id, message, redact_message,
           version, created_at, updated_at;
@@ -36,14 +42,18 @@ SELECT m.session_id, m.agent_id, m.message_id, m.message, m.redact_message,
         AND m.redact_message::text IS NOT DISTINCT FROM b.redact_message::text) AS same
   FROM unnest($3::integer[], $4::json[], $5::json[]) AS b (message_id, message, redact_message)
   JOIN messages m
-    ON m.session_id = $1 AND m.agent_id = $2 AND m.message_id = b.message_id;
+    ON m.session_id = $1 AND m.agent_id = $2 AND m.message_id = b.message_id
+ WHERE EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: read_message
--- One message, or no row.
+-- One message, or no row (also once its session has expired).
 SELECT session_id, agent_id, message_id, message, redact_message,
        version, created_at, updated_at
   FROM messages
- WHERE session_id = $1 AND agent_id = $2 AND message_id = $3;
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: update_message
 -- Replace a message and its redaction; no row when missing or when $8 (If-Match) differs.
@@ -52,6 +62,8 @@ UPDATE messages
        version = version + 1, updated_at = now()
  WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
    AND ($8::bigint IS NULL OR version = $8)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING session_id, agent_id, message_id, message, redact_message,
           version, created_at, updated_at;
 
@@ -59,13 +71,17 @@ RETURNING session_id, agent_id, message_id, message, redact_message,
 -- The message's version only: tells a missing message from an If-Match mismatch.
 SELECT version
   FROM messages
- WHERE session_id = $1 AND agent_id = $2 AND message_id = $3;
+ WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: delete_message
 -- Delete one message.
 DELETE FROM messages
  WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
    AND ($4::bigint IS NULL OR version = $4)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING version;
 
 -- name: list_messages_asc
@@ -75,6 +91,8 @@ SELECT session_id, agent_id, message_id, message, redact_message,
   FROM messages
  WHERE session_id = $1 AND agent_id = $2
    AND ($3::integer IS NULL OR message_id > $3)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
  ORDER BY message_id
 OFFSET $4
  LIMIT $5;
@@ -86,6 +104,8 @@ SELECT session_id, agent_id, message_id, message, redact_message,
   FROM messages
  WHERE session_id = $1 AND agent_id = $2
    AND ($3::integer IS NULL OR message_id < $3)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
  ORDER BY message_id DESC
 OFFSET $4
  LIMIT $5;

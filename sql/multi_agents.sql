@@ -1,7 +1,9 @@
 -- name: create_multi_agent
--- Insert a multi-agent state; no row when the id is already taken (the caller then compares).
+-- Insert a multi-agent state; no row when the id is taken or the session is missing or expired.
 INSERT INTO multi_agents (session_id, multi_agent_id, state)
-VALUES ($1, $2, $3)
+SELECT $1::text, $2::text, $3::json
+ WHERE EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 ON CONFLICT ON CONSTRAINT multi_agents_pkey DO NOTHING
 RETURNING session_id, multi_agent_id, state, version, created_at, updated_at;
 
@@ -10,19 +12,25 @@ RETURNING session_id, multi_agent_id, state, version, created_at, updated_at;
 SELECT session_id, multi_agent_id, state, version, created_at, updated_at,
        state::text = $3::json::text AS same
   FROM multi_agents
- WHERE session_id = $1 AND multi_agent_id = $2;
+ WHERE session_id = $1 AND multi_agent_id = $2
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: read_multi_agent
--- One multi-agent state, or no row.
+-- One multi-agent state, or no row (also once its session has expired).
 SELECT session_id, multi_agent_id, state, version, created_at, updated_at
   FROM multi_agents
- WHERE session_id = $1 AND multi_agent_id = $2;
+ WHERE session_id = $1 AND multi_agent_id = $2
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: multi_agent_version
 -- The multi-agent state's version only: tells a missing row from an If-Match mismatch.
 SELECT version
   FROM multi_agents
- WHERE session_id = $1 AND multi_agent_id = $2;
+ WHERE session_id = $1 AND multi_agent_id = $2
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: update_multi_agent
 -- Replace a multi-agent state; no row when missing or when $4 (If-Match) differs.
@@ -30,6 +38,8 @@ UPDATE multi_agents
    SET state = $3, version = version + 1, updated_at = now()
  WHERE session_id = $1 AND multi_agent_id = $2
    AND ($4::bigint IS NULL OR version = $4)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING session_id, multi_agent_id, state, version, created_at, updated_at;
 
 -- name: delete_multi_agent
@@ -37,4 +47,6 @@ RETURNING session_id, multi_agent_id, state, version, created_at, updated_at;
 DELETE FROM multi_agents
  WHERE session_id = $1 AND multi_agent_id = $2
    AND ($3::bigint IS NULL OR version = $3)
+   AND EXISTS (SELECT 1 FROM sessions s
+                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING version;

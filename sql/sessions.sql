@@ -1,49 +1,59 @@
 -- name: create_session
--- Insert a session; no row when the id is already taken (the caller then compares).
-INSERT INTO sessions (session_id, session_type)
-VALUES ($1, $2)
+-- Insert a session expiring at $3, or $4 seconds from now; no row when the id is taken.
+INSERT INTO sessions (session_id, session_type, expires_at)
+VALUES ($1, $2, COALESCE(now() + make_interval(secs => $4::float8), $3::timestamptz))
 ON CONFLICT ON CONSTRAINT sessions_pkey DO NOTHING
-RETURNING session_id, session_type, version, created_at, updated_at;
+RETURNING session_id, session_type, version, created_at, updated_at, expires_at;
+
+-- name: delete_expired_session
+-- Delete the session only if it has expired: a create or import then takes its id.
+DELETE FROM sessions
+ WHERE session_id = $1 AND expires_at <= now()
+RETURNING session_id;
 
 -- name: compare_session
 -- The stored session and whether it equals the one a create asked for.
-SELECT session_id, session_type, version, created_at, updated_at,
+SELECT session_id, session_type, version, created_at, updated_at, expires_at,
        session_type = $2 AS same
   FROM sessions
- WHERE session_id = $1;
+ WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now());
 
 -- name: read_session
--- One session, or no row.
-SELECT session_id, session_type, version, created_at, updated_at
+-- One session, or no row when it does not exist or has expired.
+SELECT session_id, session_type, version, created_at, updated_at, expires_at
   FROM sessions
- WHERE session_id = $1;
+ WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now());
 
 -- name: session_version
--- The session's version only: existence checks and cache validation.
+-- The session's version only (no row once expired): existence checks and cache validation.
 SELECT version
   FROM sessions
- WHERE session_id = $1;
+ WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now());
 
 -- name: update_session
--- Replace the session's fields; no row when missing or when $3 (If-Match) differs.
+-- Replace the session's fields (expiry: $4 says whether to set it to $5, or $6 seconds from now).
 UPDATE sessions
-   SET session_type = $2, version = version + 1, updated_at = now()
- WHERE session_id = $1
+   SET session_type = $2, version = version + 1, updated_at = now(),
+       expires_at = CASE WHEN $6::float8 IS NOT NULL THEN now() + make_interval(secs => $6)
+                         WHEN $4::boolean THEN $5::timestamptz
+                         ELSE expires_at END
+ WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
    AND ($3::bigint IS NULL OR version = $3)
-RETURNING session_id, session_type, version, created_at, updated_at;
+RETURNING session_id, session_type, version, created_at, updated_at, expires_at;
 
 -- name: delete_session
 -- Delete a session; its agents, messages and multi-agent states go with it (ON DELETE CASCADE).
 DELETE FROM sessions
- WHERE session_id = $1
+ WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
    AND ($2::bigint IS NULL OR version = $2)
 RETURNING version;
 
 -- name: list_sessions
--- A page of sessions, newest first, after the keyset position ($4, $5) when given.
-SELECT session_id, session_type, version, created_at, updated_at
+-- A page of unexpired sessions, newest first, after the keyset position ($4, $5) when given.
+SELECT session_id, session_type, version, created_at, updated_at, expires_at
   FROM sessions
- WHERE ($1::timestamptz IS NULL OR created_at > $1)
+ WHERE (expires_at IS NULL OR expires_at > now())
+   AND ($1::timestamptz IS NULL OR created_at > $1)
    AND ($2::timestamptz IS NULL OR created_at < $2)
    AND ($3::text IS NULL OR session_type = $3)
    AND ($4::timestamptz IS NULL OR (created_at, session_id) < ($4, $5::text))

@@ -18,6 +18,7 @@ from .scaffold import (
     validate_name,
     write_project,
 )
+from .transfer import export_command, import_command
 from .ui import Failure, console, warn
 
 
@@ -123,3 +124,5 @@ def _print_next_steps(spec: ProjectSpec, root: Path) -> None:
 cli.add_command(run)
 cli.add_command(stop)
 cli.add_command(session)
+session.add_command(export_command)
+session.add_command(import_command)

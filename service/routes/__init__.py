@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from service.http import not_modified, none_match, respond_raw
 from service.models import MAX_MESSAGE_ID, ErrorEnvelope, Id
 from service.paging import Cursors
 from service.settings import Settings
+from service.sweeper import Sweeper
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Services:
     cursors: Cursors = field(default_factory=lambda: Cursors(""))
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listener: InvalidationListener | None = None
+    sweeper: Sweeper | None = None
 
 
 def _services(request: Request) -> Services:
@@ -77,10 +80,11 @@ async def cached_read(
     session_id: str,
     key: str,
     current: Callable[[], Awaitable[tuple[int, int | None] | None]],
-    load: Callable[[], Awaitable[tuple[dict[str, Any], int, int | None]]],
+    load: Callable[[], Awaitable[tuple[dict[str, Any], int, int | None, datetime | None]]],
 ) -> Response:
     """GET through the cache: `current()` gives (version, count) for strict checks, `load()`
-    the full body with them. Fills the cache only from committed reads."""
+    the full body with them and the session's expiry. Fills the cache only from committed
+    reads."""
     entry = await cache.get(key)
     if entry is not None and cache.strict and await current() != (
         entry.version, entry.message_count
@@ -89,8 +93,9 @@ async def cached_read(
     cache.count(entry is not None)
     if entry is None:
         generation = cache.generation
-        body, version, count = await load()
-        entry = Entry(version, count, orjson.dumps(body))
+        body, version, count, expires_at = await load()
+        entry = Entry(version, count, orjson.dumps(body),
+                      None if expires_at is None else expires_at.timestamp())
         await cache.put(session_id, key, entry, generation)
     if none_match(request, entry.version):
         return not_modified(entry.version)

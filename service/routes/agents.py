@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request, Response
 
 from service import jsonio
@@ -56,9 +58,9 @@ async def read_agent(
         row = await svc.db.transaction(store.agent_version, session_id, agent_id)
         return None if row is None else (row["version"], row["message_count"])
 
-    async def load() -> tuple[dict, int, int]:
+    async def load() -> tuple[dict, int, int, datetime | None]:
         row = await svc.db.transaction(store.read_agent, session_id, agent_id)
-        return agent_body(row), row["version"], row["message_count"]
+        return agent_body(row), row["version"], row["message_count"], row["session_expires_at"]
 
     return await cached_read(request, svc.cache, session_id, agent_key(session_id, agent_id),
                              current, load)

@@ -22,8 +22,11 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], route_class=JSO
 @router.post("", status_code=201, response_model=SessionOut, responses=errors(409, 415),
              summary="Create a session (an identical repeat answers 200)")
 async def create_session(body: SessionCreate, svc: Svc) -> Response:
+    ttl = body.ttl_seconds
+    if ttl is None and body.expires_at is None:
+        ttl = svc.settings.default_session_ttl_seconds or None
     row, created = await svc.db.transaction(
-        store.create_session, body.session_id, body.session_type
+        store.create_session, body.session_id, body.session_type, body.expires_at, ttl
     )
     return respond(session_body(row), 201 if created else 200, version=row["version"],
                    headers=location("sessions", body.session_id))
@@ -60,9 +63,9 @@ async def read_session(session_id: SessionId, request: Request, svc: Svc) -> Res
         version = await svc.db.transaction(store.session_version, session_id)
         return None if version is None else (version, None)
 
-    async def load() -> tuple[dict, int, None]:
+    async def load() -> tuple[dict, int, None, datetime | None]:
         row = await svc.db.transaction(store.read_session, session_id)
-        return session_body(row), row["version"], None
+        return session_body(row), row["version"], None, row["expires_at"]
 
     return await cached_read(request, svc.cache, session_id, session_key(session_id),
                              current, load)
@@ -76,9 +79,9 @@ async def update_session(
     if body.session_id not in (None, session_id):
         raise InvalidId("session_id in the body does not match the path")
     row = await svc.db.transaction(
-        store.update_session, session_id, body.session_type, if_match(request)
+        store.update_session, session_id, body.session_type, if_match(request), body.expiry()
     )
-    await svc.cache.drop(session_key(session_id))
+    await svc.cache.drop_session(session_id)  # its agents' entries carry its expiry too
     return respond(session_body(row), version=row["version"])
 
 

@@ -22,7 +22,9 @@ async def create_agent(
     if row is not None:
         return row, True
     row = await conn.fetchrow(Q["compare_agent"], *args)
-    if row is None or not row["same"]:
+    if row is None:  # nothing inserted, nothing to compare: the session is missing or expired
+        raise session_missing(session_id)
+    if not row["same"]:
         raise already_exists(f"agent {agent_id!r}")
     return row, False
 

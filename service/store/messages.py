@@ -40,7 +40,9 @@ async def create_message(
         Q["compare_message"], session_id, agent_id, new.message_id,
         new.message, new.redact_message,
     )
-    if row is None or not row["same"]:
+    if row is None:  # nothing inserted, nothing to compare: the session has expired
+        raise agent_missing(session_id, agent_id)
+    if not row["same"]:
         raise already_exists(f"message {new.message_id}")
     return row, False
 
@@ -68,6 +70,8 @@ async def create_messages(
             [m.message_id for m in taken], [m.message for m in taken],
             [m.redact_message for m in taken],
         )
+        if not existing and not inserted:  # the session has expired
+            raise agent_missing(session_id, agent_id)
         differing = sorted(row["message_id"] for row in existing if not row["same"])
         if differing or len(existing) < len(taken):
             raise Conflict(

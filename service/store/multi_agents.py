@@ -20,7 +20,9 @@ async def create_multi_agent(
     if row is not None:
         return row, True
     row = await conn.fetchrow(Q["compare_multi_agent"], session_id, multi_agent_id, state)
-    if row is None or not row["same"]:
+    if row is None:  # nothing inserted, nothing to compare: the session is missing or expired
+        raise session_missing(session_id)
+    if not row["same"]:
         raise already_exists(f"multi-agent state {multi_agent_id!r}")
     return row, False
 

@@ -12,10 +12,19 @@ from service.store import missing_or_mismatch
 
 
 async def create_session(
-    conn: asyncpg.Connection, session_id: str, session_type: str
+    conn: asyncpg.Connection, session_id: str, session_type: str,
+    expires_at: datetime | None = None, ttl_seconds: float | None = None,
 ) -> tuple[asyncpg.Record, bool]:
-    """Insert; an identical existing session is returned with `created=False`, else 409."""
-    row = await conn.fetchrow(Q["create_session"], session_id, session_type)
+    """Insert; an identical existing session is returned with `created=False`, else 409.
+
+    An expired session under the id counts as absent: it is deleted and the new one inserted,
+    in this transaction. Expiry is not part of the comparison, so a retried create that asks
+    for a TTL still answers 200 (with the stored expiry).
+    """
+    args = (session_id, session_type, expires_at, ttl_seconds)
+    row = await conn.fetchrow(Q["create_session"], *args)
+    if row is None and await conn.fetchrow(Q["delete_expired_session"], session_id):
+        row = await conn.fetchrow(Q["create_session"], *args)
     if row is not None:
         return row, True
     row = await conn.fetchrow(Q["compare_session"], session_id, session_type)
@@ -37,9 +46,16 @@ async def require_session(conn: asyncpg.Connection, session_id: str) -> None:
 
 
 async def update_session(
-    conn: asyncpg.Connection, session_id: str, session_type: str, if_match: int | None
+    conn: asyncpg.Connection, session_id: str, session_type: str, if_match: int | None,
+    expiry: tuple[datetime | None, float | None] | None = None,
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(Q["update_session"], session_id, session_type, if_match)
+    """`expiry` is (expires_at, ttl_seconds) to change it (both None: never expires); None keeps
+    it."""
+    expires_at, ttl_seconds = expiry or (None, None)
+    row = await conn.fetchrow(
+        Q["update_session"], session_id, session_type, if_match, expiry is not None,
+        expires_at, ttl_seconds,
+    )
     if row is None:
         raise await missing_or_mismatch(
             conn, "session_version", (session_id,), if_match,

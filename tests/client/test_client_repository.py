@@ -356,3 +356,51 @@ async def test_async_repository_against_the_service(
         assert await repo.read_message(session_id, "agent", 9) is None
         with pytest.raises(SessionNotFoundError):
             await repo.update_agent(session_id, agent("missing"))
+
+
+class LosesAnswers(httpx.BaseTransport):
+    """Delivers every request to the service but loses the answer to the first `method` one."""
+
+    def __init__(self, method: str) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.method = method
+        self.lost = 0
+        self.seen: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request.method)
+        response = self.inner.handle_request(request)
+        if request.method == self.method and not self.lost:
+            response.read()
+            response.close()
+            self.lost += 1
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_create_whose_answer_was_lost_is_retried_without_a_duplicate(
+    client_server_url: str, session_id: str
+) -> None:
+    transport = LosesAnswers("POST")
+    with HTTPSessionRepository(client_server_url, transport=transport) as repo:
+        repo.create_session(Session(session_id, SessionType.AGENT))  # lost, retried: 200
+        repo.create_agent(session_id, agent())
+        repo.create_message(session_id, "agent", message(0))
+        assert transport.lost == 1
+        assert [m.message_id for m in repo.list_messages(session_id, "agent")] == [0]
+
+
+def test_an_optimistic_update_whose_answer_was_lost_is_not_a_conflict(
+    client_server_url: str, session_id: str
+) -> None:
+    transport = LosesAnswers("PUT")
+    with HTTPSessionRepository(client_server_url, transport=transport, optimistic=True) as repo:
+        seed(repo, session_id)
+        repo.update_agent(session_id, agent(turn=1))  # applied, answer lost, retry gets 412
+        assert transport.seen[-3:] == ["PUT", "PUT", "GET"]
+        repo.update_agent(session_id, agent(turn=2))  # and the version it adopted is current
+        assert transport.lost == 1
+        assert repo.read_agent(session_id, "agent").state == {"turn": 2}

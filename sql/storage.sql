@@ -1,0 +1,50 @@
+-- The Strands `Storage` protocol: opaque bytes under keys (docs/lifecycle.md). Keys are
+-- COLLATE "C" (migration 0004): the bounds below are compared byte-wise, as the index is.
+
+-- name: write_object
+-- Store $2 under $1, replacing any value: an atomic upsert.
+INSERT INTO storage_objects (key, data)
+VALUES ($1, $2)
+ON CONFLICT ON CONSTRAINT storage_objects_pkey
+DO UPDATE SET data = excluded.data, updated_at = now();
+
+-- name: read_object
+-- The bytes under a key, or no row.
+SELECT data
+  FROM storage_objects
+ WHERE key = $1;
+
+-- name: delete_object
+-- Delete a key if present.
+DELETE FROM storage_objects
+ WHERE key = $1;
+
+-- name: list_objects
+-- Up to $4 keys in [$1, $3) after $2, in key order: a range scan of the primary key.
+SELECT key
+  FROM storage_objects
+ WHERE key >= $1 AND key > $2 AND key < $3
+ ORDER BY key
+ LIMIT $4;
+
+-- name: list_objects_unbounded
+-- Up to $3 keys from $1 on after $2, in key order: prefixes with no upper bound (e.g. '').
+SELECT key
+  FROM storage_objects
+ WHERE key >= $1 AND key > $2
+ ORDER BY key
+ LIMIT $3;
+
+-- name: scan_objects
+-- Keys and bytes in [$1, $2) in key order, read through a cursor by search.
+SELECT key, data
+  FROM storage_objects
+ WHERE key >= $1 AND key < $2
+ ORDER BY key;
+
+-- name: scan_objects_unbounded
+-- Keys and bytes from $1 on in key order, read through a cursor by search.
+SELECT key, data
+  FROM storage_objects
+ WHERE key >= $1
+ ORDER BY key;
