@@ -25,18 +25,19 @@ _SURROGATES = (0xD800, 0xDFFF)
 
 
 def _check(text: str, what: str) -> None:
+    """`what` names the text in messages: "storage keys", "storage prefixes"."""
     if "\\" in text:
-        raise InvalidId(f"storage {what}s must not contain '\\'")
+        raise InvalidId(f"{what} must not contain '\\'")
     if "\x00" in text:
-        raise InvalidId(f"storage {what}s must not contain NUL")
+        raise InvalidId(f"{what} must not contain NUL")
     if ".." in text.split("/"):
-        raise InvalidId(f"storage {what}s must not hold a '..' segment")
+        raise InvalidId(f"{what} must not hold a '..' segment")
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
-        raise InvalidId(f"storage {what}s must be valid Unicode text") from None
+        raise InvalidId(f"{what} must be valid Unicode text") from None
     if size > MAX_KEY_BYTES:
-        raise InvalidId(f"storage {what}s must be at most {MAX_KEY_BYTES} bytes of UTF-8")
+        raise InvalidId(f"{what} must be at most {MAX_KEY_BYTES} bytes of UTF-8")
 
 
 def normalize_key(key: str) -> str:
@@ -44,14 +45,14 @@ def normalize_key(key: str) -> str:
     normalized = _SLASHES.sub("/", key).strip("/")
     if not normalized:
         raise InvalidId("storage keys must not be empty")
-    _check(normalized, "key")
+    _check(normalized, "storage keys")
     return normalized
 
 
 def normalize_prefix(prefix: str) -> str:
     """A list prefix as the SDK's backends use it: '' matches every key."""
     normalized = _SLASHES.sub("/", prefix).lstrip("/")
-    _check(normalized, "prefix")
+    _check(normalized, "storage prefixes")
     return normalized
 
 
