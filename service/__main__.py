@@ -91,8 +91,11 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
         dsn = embedded.start()
     except EmbeddedError as exc:
         sys.exit(f"cannot start the embedded database: {exc}")
-    log.info("DATABASE_URL is unset: using the embedded database in %s (%s)",
-             settings.embedded_data_dir, dsn)
+    log.info(
+        "DATABASE_URL is unset: using the embedded database in %s (%s)",
+        settings.embedded_data_dir,
+        dsn,
+    )
     return dsn, embedded
 
 

@@ -26,17 +26,30 @@ from service import __version__, migrate
 from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
-from service.listener import InvalidationListener
-from service.sweeper import Sweeper
 from service.errors import (
-    TRANSIENT, InvalidId, InvalidRequest, NotFound, ServiceError, envelope,
+    DATABASE_ERRORS,
+    TRANSIENT,
+    InvalidId,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+    envelope,
 )
+from service.listener import InvalidationListener
 from service.paging import Cursors
 from service.queries import Q
 from service.routes import (
-    Services, agents, health, messages, multi_agents, sessions, storage, transfer,
+    Services,
+    agents,
+    health,
+    messages,
+    multi_agents,
+    sessions,
+    storage,
+    transfer,
 )
 from service.settings import Settings, redact_dsn
+from service.sweeper import Sweeper
 
 log = logging.getLogger("service")
 
@@ -74,35 +87,49 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error in %s %s (request %s)",
-                          scope["method"], scope["path"], request_id)
+            log.exception(
+                "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
+            )
             if started:
                 raise
-            body = envelope(ServiceError("internal error; the request id helps find out why"),
-                            request_id)
-            await send_with_id({"type": "http.response.start", "status": 500, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]})
+            body = envelope(
+                ServiceError("internal error; the request id helps find out why"), request_id
+            )
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send_with_id({"type": "http.response.body", "body": body})
 
 
-def _error_response(request: Request, error: ServiceError, headers: dict[str, str] | None = None
-                    ) -> Response:
+def _error_response(
+    request: Request, error: ServiceError, headers: dict[str, str] | None = None
+) -> Response:
     headers = dict(headers or {})
     if error.status == 503:
         headers["Retry-After"] = RETRY_AFTER
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="strands-session-backend"'
-    return Response(envelope(error, getattr(request.state, "request_id", None)),
-                    status_code=error.status, media_type="application/json", headers=headers)
+    return Response(
+        envelope(error, getattr(request.state, "request_id", None)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
     if exc.status >= 500:
-        log.warning("%s %s answered %d: %s", request.method, request.url.path, exc.status,
-                    exc.message)
+        log.warning(
+            "%s %s answered %d: %s", request.method, request.url.path, exc.status, exc.message
+        )
     return _error_response(request, exc)
 
 
@@ -118,8 +145,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         details.append({"loc": loc, "message": message, "type": err.get("type", "invalid")})
     first = details[0] if details else {"loc": [], "message": "invalid request"}
     where = ".".join(p for p in first["loc"] if p not in ("body", "path", "query")) or "body"
-    is_id = any(set(d["loc"]) & _ID_FIELDS and d["loc"][0] in ("path", "body")
-                and d["loc"][-1] in _ID_FIELDS for d in details)
+    is_id = any(
+        set(d["loc"]) & _ID_FIELDS
+        and d["loc"][0] in ("path", "body")
+        and d["loc"][-1] in _ID_FIELDS
+        for d in details
+    )
     error_type = InvalidId if is_id else InvalidRequest
     return _error_response(request, error_type(f"{where}: {first['message']}", details))
 
@@ -147,14 +178,21 @@ async def _connect(app: FastAPI, svc: Services) -> None:
     settings = svc.settings
 
     def waiting(details: Any) -> None:
-        log.warning("database unreachable (%s); retrying in %.1fs",
-                    details["exception"].__class__.__name__, details["wait"])
+        log.warning(
+            "database unreachable (%s); retrying in %.1fs",
+            details["exception"].__class__.__name__,
+            details["wait"],
+        )
 
     # psycopg's errors come from the migrations (yoyo), asyncpg's from the pool.
-    @backoff.on_exception(backoff.expo, (*TRANSIENT, asyncpg.PostgresError, psycopg.Error),
-                          max_value=5,
-                          max_time=settings.db_connect_deadline_seconds,
-                          jitter=backoff.full_jitter, on_backoff=waiting)
+    @backoff.on_exception(
+        backoff.expo,
+        (*TRANSIENT, asyncpg.PostgresError, psycopg.Error),
+        max_value=5,
+        max_time=settings.db_connect_deadline_seconds,
+        jitter=backoff.full_jitter,
+        on_backoff=waiting,
+    )
     async def start() -> None:
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate.apply, svc.db.dsn)
@@ -163,9 +201,12 @@ async def _connect(app: FastAPI, svc: Services) -> None:
     try:
         await start()
     except Exception as exc:
-        log.critical("cannot reach the database at %s within %.0fs (%s); giving up",
-                     redact_dsn(svc.db.dsn), settings.db_connect_deadline_seconds,
-                     exc.__class__.__name__)
+        log.critical(
+            "cannot reach the database at %s within %.0fs (%s); giving up",
+            redact_dsn(svc.db.dsn),
+            settings.db_connect_deadline_seconds,
+            exc.__class__.__name__,
+        )
         global FATAL
         FATAL = True
         os.kill(os.getpid(), signal.SIGTERM)
@@ -191,10 +232,11 @@ async def _cursor_secret(db: Database) -> str:
             return str(await db.pool.fetchval(Q["cursor_secret"]))
         except asyncpg.UndefinedTableError:
             if not warned:
-                log.warning("the schema is not migrated; run `python -m service migrate`"
-                            " (waiting for it)")
+                log.warning(
+                    "the schema is not migrated; run `python -m service migrate` (waiting for it)"
+                )
                 warned = True
-        except (asyncpg.PostgresError, *TRANSIENT) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("cannot read the cursor key yet (%s)", exc.__class__.__name__)
         await asyncio.sleep(1.0)
 
@@ -225,7 +267,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
         title="Strands session backend",
         version=__version__,
         description="Stores Strands sessions, agents, messages and multi-agent state in "
-        "PostgreSQL. Every error answers `{\"error\": {code, message, details?, request_id}}`.",
+        'PostgreSQL. Every error answers `{"error": {code, message, details?, request_id}}`.',
         lifespan=_lifespan,
     )
     from service import metrics, telemetry
@@ -233,8 +275,15 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
 
     app.state.settings = settings
     app.state.services = Services(settings, Database(settings, dsn), ResponseCache(settings))
-    for router in (sessions.router, agents.router, messages.router, multi_agents.router,
-                   health.router, transfer.router, storage.router):
+    for router in (
+        sessions.router,
+        agents.router,
+        messages.router,
+        multi_agents.router,
+        health.router,
+        transfer.router,
+        storage.router,
+    ):
         app.include_router(router)
     app.include_router(metrics_route.router)
     app.add_exception_handler(ServiceError, _service_error)
@@ -242,15 +291,23 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     app.add_exception_handler(HTTPException, _http_error)
     if settings.cors_origins:
         # Bearer keys travel in a header, never in cookies: credentials stay off.
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_credentials=False, allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["ETag", "X-Request-ID", "Location"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "X-Request-ID", "Location"],
+        )
     app.add_middleware(ApiKeyMiddleware, settings=settings)
     metrics.install(app)  # inside the request id, which the access lines carry
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     if not settings.api_keys:
-        log.warning("API_KEYS is unset: /api/v1 is open to anyone who can reach %s:%d",
-                    settings.host, settings.port)
+        log.warning(
+            "API_KEYS is unset: /api/v1 is open to anyone who can reach %s:%d",
+            settings.host,
+            settings.port,
+        )
     telemetry.setup(app, os.environ)  # nothing at all unless OTEL_* asks for tracing
     return app
 

@@ -40,16 +40,27 @@ class ApiKeyMiddleware:
         return any(matches)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or not self.keys or not self._protected(scope["path"])
-                or self._authorized(scope)):
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or not self._protected(scope["path"])
+            or self._authorized(scope)
+        ):
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
-        body = envelope(Unauthorized("missing or wrong API key: send Authorization: Bearer <key>"),
-                        request_id)
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="strands-session-backend"'),
-        ]})
+        body = envelope(
+            Unauthorized("missing or wrong API key: send Authorization: Bearer <key>"), request_id
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="strands-session-backend"'),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

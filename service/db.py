@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import asyncpg
 import backoff
@@ -21,7 +21,12 @@ import orjson
 
 from service import jsonio, telemetry
 from service.errors import (
-    TRANSIENT, ConnectionLost, ServiceError, ServiceUnavailable, from_database,
+    DATABASE_ERRORS,
+    TRANSIENT,
+    ConnectionLost,
+    ServiceError,
+    ServiceUnavailable,
+    from_database,
 )
 from service.queries import Q
 from service.settings import Settings
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+# Errors that already say what happened, raised through a transaction as they are.
+_EXPECTED: tuple[type[Exception], ...] = (ServiceError, *DATABASE_ERRORS)
 Work = Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]]
 
 
@@ -45,7 +52,10 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     keeps the stored text (key order, escapes, long numbers) exactly and costs nothing.
     """
     await conn.set_type_codec(
-        "json", schema="pg_catalog", encoder=_encode_json, decoder=orjson.Fragment,
+        "json",
+        schema="pg_catalog",
+        encoder=_encode_json,
+        decoder=orjson.Fragment,
         format="binary",
     )
 
@@ -95,9 +105,7 @@ class Database:
             pool, self.pool = self.pool, None
             await asyncio.wait_for(pool.close(), timeout=self.settings.shutdown_grace_seconds)
 
-    async def transaction(
-        self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def transaction(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work(conn, *args)` in one transaction, retried whole on transient errors."""
         if not self.accepting:
             raise ServiceUnavailable("the database is not connected yet; retry shortly")
@@ -118,8 +126,8 @@ class Database:
             async with self.pool.acquire(timeout=self.settings.db_acquire_timeout_seconds) as conn:
                 try:
                     async with conn.transaction():
-                        result = await work(conn, *args, **kwargs)
-                except (ServiceError, asyncpg.PostgresError, *TRANSIENT):
+                        result = await work(cast(asyncpg.Connection, conn), *args, **kwargs)
+                except _EXPECTED:
                     raise
                 except Exception as exc:
                     # A connection that died mid-statement surfaces as whatever asyncpg was
@@ -140,7 +148,9 @@ class Database:
         self.retries += 1
         log.warning(
             "transient database error, retrying the transaction in %.2fs (attempt %d): %s",
-            details["wait"], details["tries"], details.get("exception").__class__.__name__,
+            details["wait"],
+            details["tries"],
+            details.get("exception").__class__.__name__,
         )
 
     async def ping(self) -> float:
@@ -156,8 +166,8 @@ class Database:
         try:
             async with asyncio.timeout(self.settings.db_acquire_timeout_seconds):
                 async with self.pool.acquire() as conn:
-                    return await work(conn)
-        except (asyncpg.PostgresError, *TRANSIENT) as exc:
+                    return await work(cast(asyncpg.Connection, conn))
+        except DATABASE_ERRORS as exc:
             raise ServiceUnavailable(
                 f"the database is unreachable ({exc.__class__.__name__})"
             ) from exc

@@ -63,6 +63,7 @@ class ServiceUnavailable(ServiceError):
 
 # --- the sentences -------------------------------------------------------------------------------
 
+
 def session_missing(session_id: str) -> NotFound:
     return NotFound(f"session {session_id!r} not found")
 
@@ -93,13 +94,14 @@ def version_mismatch(what: str, expected: int) -> PreconditionFailed:
 
 # --- asyncpg errors ------------------------------------------------------------------------------
 
+
 class ConnectionLost(ConnectionError):
     """The connection died under a transaction; whatever asyncpg raised is the cause."""
 
 
 # Re-running the whole transaction can succeed: the database was briefly busy or unreachable,
 # or a migration invalidated the cached statement plans.
-TRANSIENT: tuple[type[BaseException], ...] = (
+TRANSIENT: tuple[type[Exception], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.InvalidCachedStatementError,
@@ -113,6 +115,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+
+# What the database layer may raise: Postgres errors and the transient ones above.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, *TRANSIENT)
 
 # Never retried, and never a 503: the request itself is wrong.
 _DATA_ERRORS = (

@@ -70,12 +70,16 @@ class JSONRoute(APIRoute):
 
 
 def respond(
-    body: Any, status: int = 200, *, version: int | None = None,
+    body: Any,
+    status: int = 200,
+    *,
+    version: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """A JSON response; `version` becomes the ETag."""
-    response = Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                        headers=headers)
+    response = Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
     if version is not None:
         response.headers["ETag"] = etag(version)
     return response

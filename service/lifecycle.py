@@ -33,7 +33,8 @@ def parse_age(text: str) -> int:
     match = _AGE.match(text.strip())
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an age: use a whole number with s, m, h or d (30d, 12h, 0s)")
+            f"{text!r} is not an age: use a whole number with s, m, h or d (30d, 12h, 0s)"
+        )
     seconds = int(match.group(1)) * UNITS[match.group(2)]
     if seconds > MAX_AGE_SECONDS:
         raise argparse.ArgumentTypeError(f"{text!r} is too long an age (at most 36500d)")
@@ -44,13 +45,28 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m service prune",
         description="Delete sessions whose last activity (the session, its agents, messages "
-        "and multi-agent states) is older than AGE; prints each removed session id.")
-    parser.add_argument("--older-than", required=True, type=parse_age, metavar="AGE",
-                        help="a whole number with s, m, h or d: 30d, 12h, 90m; 0s: every session")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the sessions that would be removed; remove nothing")
-    parser.add_argument("--batch-size", type=int, default=100, metavar="N",
-                        choices=range(1, 10_001), help="sessions per transaction (1-10000)")
+        "and multi-agent states) is older than AGE; prints each removed session id.",
+    )
+    parser.add_argument(
+        "--older-than",
+        required=True,
+        type=parse_age,
+        metavar="AGE",
+        help="a whole number with s, m, h or d: 30d, 12h, 90m; 0s: every session",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the sessions that would be removed; remove nothing",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        metavar="N",
+        choices=range(1, 10_001),
+        help="sessions per transaction (1-10000)",
+    )
     return parser
 
 
@@ -67,12 +83,16 @@ async def prune(
     after, total = "", 0
     while True:
         if dry_run:
-            ids = [r["session_id"] for r in await conn.fetch(
-                Q["prune_candidates"], cutoff, after, batch_size)]
+            ids = [
+                r["session_id"]
+                for r in await conn.fetch(Q["prune_candidates"], cutoff, after, batch_size)
+            ]
         else:
             async with conn.transaction():
-                ids = [r["session_id"] for r in await conn.fetch(
-                    Q["prune_sessions"], cutoff, after, batch_size)]
+                ids = [
+                    r["session_id"]
+                    for r in await conn.fetch(Q["prune_sessions"], cutoff, after, batch_size)
+                ]
         if ids:
             out.write("".join(f"{sid}\n" for sid in ids))
             out.flush()
@@ -84,10 +104,12 @@ async def prune(
 
 async def _run(dsn: str, args: argparse.Namespace, settings: Settings) -> int:
     conn = await asyncpg.connect(
-        dsn, timeout=settings.db_connect_timeout_seconds,
-        server_settings={"application_name": APPLICATION_NAME,
-                         "statement_timeout": str(int(settings.db_statement_timeout_seconds
-                                                      * 1000))},
+        dsn,
+        timeout=settings.db_connect_timeout_seconds,
+        server_settings={
+            "application_name": APPLICATION_NAME,
+            "statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
+        },
     )
     try:
         return await prune(conn, args.older_than, args.dry_run, args.batch_size, sys.stdout)

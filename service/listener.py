@@ -41,9 +41,9 @@ class InvalidationListener:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _on_notice(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notice(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
         try:
-            kind, session_id, *rest = orjson.loads(payload)
+            kind, session_id, *rest = orjson.loads(str(payload))
         except (ValueError, TypeError):
             log.warning("ignoring a malformed cache notice")
             return
@@ -58,11 +58,12 @@ class InvalidationListener:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self.dsn, timeout=5,
+                    self.dsn,
+                    timeout=5,
                     server_settings={"application_name": APPLICATION_NAME},
                 )
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notice)
                 # Anything cached before this point may have missed a notice.
                 await self.cache.clear()
@@ -79,8 +80,10 @@ class InvalidationListener:
                 raise
             except Exception as exc:  # any failure: notices may be lost from here on
                 if self.cache.listening:
-                    log.warning("cache invalidation listener lost (%s); cache cleared",
-                                exc.__class__.__name__)
+                    log.warning(
+                        "cache invalidation listener lost (%s); cache cleared",
+                        exc.__class__.__name__,
+                    )
                 self.cache.listening = False
                 await self.cache.clear()
                 self.reconnects += 1

@@ -28,9 +28,12 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("service.access")
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
-_STANDARD = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__
-) | {"message", "asctime", "color_message", "taskName"}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+    "taskName",
+}
 
 
 def _context(record: logging.LogRecord) -> dict[str, str]:
@@ -114,20 +117,27 @@ def configure(settings: Settings) -> None:
     logging.config.dictConfig(dict_config(settings))
 
 
-def access(
-    method: str, route: str, status: int, seconds: float, error: str | None = None
-) -> None:
+def access(method: str, route: str, status: int, seconds: float, error: str | None = None) -> None:
     """The access line of one request (request id from the context)."""
     level = logging.ERROR if error else logging.WARNING if status >= 500 else logging.INFO
     if not access_log.isEnabledFor(level):
         return
     extra: dict[str, Any] = {
-        "request_id": REQUEST_ID.get(), "method": method, "route": route, "status": status,
+        "request_id": REQUEST_ID.get(),
+        "method": method,
+        "route": route,
+        "status": status,
         "duration_ms": round(seconds * 1000, 3),
     }
     if error is not None:
         extra["error"] = error
     access_log.log(
-        level, "%s %s %d %.1fms%s", method, route, status, seconds * 1000,
-        f" ({error})" if error else "", extra=extra,
+        level,
+        "%s %s %d %.1fms%s",
+        method,
+        route,
+        status,
+        seconds * 1000,
+        f" ({error})" if error else "",
+        extra=extra,
     )

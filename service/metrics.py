@@ -72,23 +72,36 @@ class Metrics:
             GCCollector(registry=own)
         labels = ("method", "route", "status")
         self.duration = Histogram(
-            "http_request_duration_seconds", "Time to answer a request.", labels,
-            buckets=BUCKETS, registry=own)
+            "http_request_duration_seconds",
+            "Time to answer a request.",
+            labels,
+            buckets=BUCKETS,
+            registry=own,
+        )
         self.requests = Counter("http_requests", "Requests answered.", labels, registry=own)
-        self.in_flight = Gauge("http_requests_in_flight", "Requests being answered.",
-                               multiprocess_mode="livesum", registry=own)
+        self.in_flight = Gauge(
+            "http_requests_in_flight",
+            "Requests being answered.",
+            multiprocess_mode="livesum",
+            registry=own,
+        )
         self.pool = {
             figure: Gauge(f"db_pool_{figure}", text, multiprocess_mode="livesum", registry=own)
             for figure, text in POOL_FIGURES.items()
         }
         self.counted = {
             "cache_hits": Counter("cache_hits", "Reads answered from the cache.", registry=own),
-            "cache_misses": Counter("cache_misses", "Cached reads that went to the database.",
-                                    registry=own),
-            "db_retries": Counter("db_retries", "Transactions retried after a transient "
-                                  "database error.", registry=own),
-            "sessions_expired": Counter("sessions_expired", "Expired sessions the sweeper "
-                                        "deleted (with everything under them).", registry=own),
+            "cache_misses": Counter(
+                "cache_misses", "Cached reads that went to the database.", registry=own
+            ),
+            "db_retries": Counter(
+                "db_retries", "Transactions retried after a transient database error.", registry=own
+            ),
+            "sessions_expired": Counter(
+                "sessions_expired",
+                "Expired sessions the sweeper deleted (with everything under them).",
+                registry=own,
+            ),
         }
         self._seen = dict.fromkeys(self.counted, 0)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -108,9 +121,12 @@ class Metrics:
         for figure, value in services.db.pool_figures().items():
             if figure in self.pool:
                 self.pool[figure].set(value)
-        totals = {"cache_hits": services.cache.hits, "cache_misses": services.cache.misses,
-                  "db_retries": services.db.retries,
-                  "sessions_expired": services.sweeper.deleted if services.sweeper else 0}
+        totals = {
+            "cache_hits": services.cache.hits,
+            "cache_misses": services.cache.misses,
+            "db_retries": services.db.retries,
+            "sessions_expired": services.sweeper.deleted if services.sweeper else 0,
+        }
         for name, total in totals.items():
             delta = total - self._seen[name]
             if delta > 0:
@@ -130,8 +146,9 @@ class Metrics:
 
 def _forget_dead_workers(folder: Path) -> None:
     """Drop the live gauges of workers that died without a clean shutdown."""
-    pids = {int(m.group(1)) for p in folder.glob("gauge_live*.db")
-            if (m := _LIVE_FILE.match(p.name))}
+    pids = {
+        int(m.group(1)) for p in folder.glob("gauge_live*.db") if (m := _LIVE_FILE.match(p.name))
+    }
     for pid in pids:
         try:
             os.kill(pid, 0)

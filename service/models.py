@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
-    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator,
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
 )
 
 # Strands' `SessionType` values (strands.types.session.SessionType); a test keeps them in step.
@@ -40,8 +46,14 @@ def check_id(value: str) -> str:
 Id = Annotated[
     str,
     AfterValidator(check_id),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 255,
-                    "description": "No '/', '\\', control characters; not '.', '..' or blank."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "description": "No '/', '\\', control characters; not '.', '..' or blank.",
+        }
+    ),
 ]
 MessageId = Annotated[int, Field(ge=0, le=MAX_MESSAGE_ID)]
 JsonObject = dict[str, Any]
@@ -93,10 +105,15 @@ class _Expiry(_Body):
     """A session's expiry: an instant, or a lifetime from now (docs/lifecycle.md)."""
 
     expires_at: AwareDatetime | None = Field(
-        None, description="When the session expires (with a time zone); null: never.")
+        None, description="When the session expires (with a time zone); null: never."
+    )
     ttl_seconds: float | None = Field(
-        None, gt=0, le=MAX_TTL_SECONDS, allow_inf_nan=False,
-        description="Expire this many seconds from now (instead of expires_at).")
+        None,
+        gt=0,
+        le=MAX_TTL_SECONDS,
+        allow_inf_nan=False,
+        description="Expire this many seconds from now (instead of expires_at).",
+    )
 
     @model_validator(mode="after")
     def _one_expiry(self) -> _Expiry:
@@ -159,6 +176,7 @@ class MultiAgentCreate(MultiAgentUpdate):
 
 # --- responses (documentation; bodies are built by the functions below) ------------------------
 
+
 class SessionOut(BaseModel):
     session_id: str
     session_type: SessionType
@@ -202,7 +220,9 @@ ItemT = TypeVar("ItemT")
 
 class Page(BaseModel, Generic[ItemT]):
     items: list[ItemT]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class ErrorBody(BaseModel):

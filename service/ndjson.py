@@ -72,8 +72,11 @@ class EndRecord(BaseModel):
 
 
 _MODELS: dict[str, type[BaseModel]] = {
-    "session": SessionRecord, "agent": AgentRecord, "message": MessageRecord,
-    "multi_agent": MultiAgentRecord, "end": EndRecord,
+    "session": SessionRecord,
+    "agent": AgentRecord,
+    "message": MessageRecord,
+    "multi_agent": MultiAgentRecord,
+    "end": EndRecord,
 }
 
 
@@ -107,9 +110,14 @@ def _record(line: int, raw: bytes, max_depth: int) -> tuple[str, BaseModel]:
         return str(kind), model.model_validate(value)
     except ValidationError as exc:
         errors = exc.errors()
-        details = [{"loc": ["line", line, *map(str, e["loc"])],
-                    "message": e["msg"].removeprefix("Value error, "), "type": e["type"]}
-                   for e in errors]
+        details = [
+            {
+                "loc": ["line", line, *map(str, e["loc"])],
+                "message": e["msg"].removeprefix("Value error, "),
+                "type": e["type"],
+            }
+            for e in errors
+        ]
         where = ".".join(map(str, errors[0]["loc"])) or "record"
         message = errors[0]["msg"].removeprefix("Value error, ")
         raise _invalid(line, f"{kind}.{where}: {message}", details) from None
@@ -147,11 +155,16 @@ def parse(body: bytes, max_depth: int) -> Bundle:
         elif isinstance(record, MessageRecord):
             key = (record.agent_id, record.message_id)
             if record.agent_id not in agents:
-                raise _invalid(number, f"message {record.message_id} belongs to agent "
-                               f"{record.agent_id!r}, which no earlier record defines")
+                raise _invalid(
+                    number,
+                    f"message {record.message_id} belongs to agent "
+                    f"{record.agent_id!r}, which no earlier record defines",
+                )
             if key in messages:
-                raise _invalid(number, f"message {record.message_id} of agent "
-                               f"{record.agent_id!r} appears twice")
+                raise _invalid(
+                    number,
+                    f"message {record.message_id} of agent {record.agent_id!r} appears twice",
+                )
             messages.add(key)
             bundle.messages.append(record)
         elif isinstance(record, MultiAgentRecord):
@@ -162,9 +175,12 @@ def parse(body: bytes, max_depth: int) -> Bundle:
         elif isinstance(record, EndRecord):
             counted = (len(agents), len(messages), len(multi_agents))
             if (record.agents, record.messages, record.multi_agents) != counted:
-                raise _invalid(number, "the end record's counts differ from the records above "
-                               f"(agents, messages, multi-agent states: {counted}); "
-                               "is the stream incomplete?")
+                raise _invalid(
+                    number,
+                    "the end record's counts differ from the records above "
+                    f"(agents, messages, multi-agent states: {counted}); "
+                    "is the stream incomplete?",
+                )
             ended = number
     if bundle is None:
         raise _invalid(max(number, 1), "the stream holds no records; the first must be the session")

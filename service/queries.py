@@ -8,9 +8,9 @@ prepares each once per connection and survives pool release.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -24,10 +24,15 @@ def load(directory: Path = SQL_DIR) -> Mapping[str, str]:
         marks = list(_NAME.finditer(text))
         for mark, following in zip(marks, [*marks[1:], None], strict=True):
             end = following.start() if following else len(text)
-            body = "\n".join(
-                line for line in text[mark.end() : end].splitlines()
-                if not line.lstrip().startswith("--")
-            ).strip().rstrip(";")
+            body = (
+                "\n".join(
+                    line
+                    for line in text[mark.end() : end].splitlines()
+                    if not line.lstrip().startswith("--")
+                )
+                .strip()
+                .rstrip(";")
+            )
             name = mark.group(1)
             if name in queries:
                 raise ValueError(f"query {name!r} is defined twice ({path.name})")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,9 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(64, ge=2, description="Deepest JSON nesting accepted (422 above).")
     default_session_ttl_seconds: float = Field(
-        0.0, ge=0, le=3_153_600_000,
+        0.0,
+        ge=0,
+        le=3_153_600_000,
         description="Lifetime given to a new session that asks for none; 0: sessions never expire.",
     )
     sweep_interval_seconds: float = Field(

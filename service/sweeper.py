@@ -81,15 +81,22 @@ class Sweeper:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next round tries again
-                log.warning("sweeping expired sessions failed (%s: %s); retrying in %.0fs",
-                            exc.__class__.__name__, exc, self.interval)
+                log.warning(
+                    "sweeping expired sessions failed (%s: %s); retrying in %.0fs",
+                    exc.__class__.__name__,
+                    exc,
+                    self.interval,
+                )
 
     async def round(self) -> int | None:
         """Sweep once on a fresh connection; the number deleted, or None when skipped."""
         conn = await asyncpg.connect(
-            self.dsn, timeout=self.connect_timeout,
-            server_settings={"application_name": APPLICATION_NAME,
-                             "statement_timeout": str(self.statement_timeout_ms)},
+            self.dsn,
+            timeout=self.connect_timeout,
+            server_settings={
+                "application_name": APPLICATION_NAME,
+                "statement_timeout": str(self.statement_timeout_ms),
+            },
         )
         started = time.perf_counter()
         try:
@@ -104,6 +111,10 @@ class Sweeper:
         deleted, batches = outcome
         self.rounds += 1
         if deleted:
-            log.info("swept %d expired session(s) in %d batch(es), %.3fs",
-                     deleted, batches, time.perf_counter() - started)
+            log.info(
+                "swept %d expired session(s) in %d batch(es), %.3fs",
+                deleted,
+                batches,
+                time.perf_counter() - started,
+            )
         return deleted

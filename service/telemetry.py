@@ -54,16 +54,24 @@ def exporters(environ: Mapping[str, str]) -> list[str]:
 
 
 def protocol(environ: Mapping[str, str]) -> str:
-    return (environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip().lower()
+    return (
+        (
+            environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+        .strip()
+        .lower()
+    )
 
 
 def check(environ: Mapping[str, str]) -> None:
     """Raise ValueError naming the variable when the tracing set-up cannot be built."""
     for name in exporters(environ):
         if name not in ("otlp", "console"):
-            raise ValueError(f"OTEL_TRACES_EXPORTER: unsupported exporter {name!r} "
-                             "(use otlp, console or none)")
+            raise ValueError(
+                f"OTEL_TRACES_EXPORTER: unsupported exporter {name!r} (use otlp, console or none)"
+            )
         if name == "otlp":
             _otlp_exporter_class(environ)
 
@@ -72,6 +80,7 @@ def _otlp_exporter_class(environ: Mapping[str, str]) -> type[Any]:
     proto = protocol(environ)
     if proto == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         return OTLPSpanExporter
     if proto == "grpc":
         try:
@@ -79,12 +88,16 @@ def _otlp_exporter_class(environ: Mapping[str, str]) -> type[Any]:
                 OTLPSpanExporter as GrpcExporter,
             )
         except ImportError:
-            raise ValueError("OTEL_EXPORTER_OTLP_PROTOCOL: grpc needs the package "
-                             "opentelemetry-exporter-otlp-proto-grpc; install it or use "
-                             "http/protobuf") from None
+            raise ValueError(
+                "OTEL_EXPORTER_OTLP_PROTOCOL: grpc needs the package "
+                "opentelemetry-exporter-otlp-proto-grpc; install it or use "
+                "http/protobuf"
+            ) from None
         return GrpcExporter  # type: ignore[no-any-return]
-    raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol {proto!r} "
-                     f"(use {' or '.join(PROTOCOLS)})")
+    raise ValueError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol {proto!r} "
+        f"(use {' or '.join(PROTOCOLS)})"
+    )
 
 
 def setup(app: FastAPI, environ: Mapping[str, str]) -> bool:
@@ -105,10 +118,19 @@ def setup(app: FastAPI, environ: Mapping[str, str]) -> bool:
     for name in names:
         exporter = _otlp_exporter_class(environ)() if name == "otlp" else ConsoleSpanExporter()
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    excluded = ",".join(filter(None, (environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
-                                      or environ.get("OTEL_PYTHON_EXCLUDED_URLS"), EXCLUDED_URLS)))
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=excluded,
-                                       exclude_spans=["receive", "send"])
+    excluded = ",".join(
+        filter(
+            None,
+            (
+                environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS")
+                or environ.get("OTEL_PYTHON_EXCLUDED_URLS"),
+                EXCLUDED_URLS,
+            ),
+        )
+    )
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls=excluded, exclude_spans=["receive", "send"]
+    )
     global _tracer
     _tracer = provider.get_tracer("service.db", __version__)
 
@@ -166,8 +188,10 @@ class TracedConnection(asyncpg.Connection):
             addr = self._addr  # type: ignore[attr-defined]
             database = self._params.database  # type: ignore[attr-defined]
             base: dict[str, Any] = {
-                "db.system": "postgresql", "db.system.name": "postgresql",
-                "db.namespace": database, "db.name": database,
+                "db.system": "postgresql",
+                "db.system.name": "postgresql",
+                "db.namespace": database,
+                "db.name": database,
             }
             if isinstance(addr, tuple):
                 base["server.address"], base["server.port"] = addr[0], int(addr[1])
@@ -184,16 +208,19 @@ class TracedConnection(asyncpg.Connection):
         # Of the statements asyncpg makes itself, only transaction control is worth a span (a
         # slow COMMIT); its type introspection and the reset on release are not. Those spans
         # are shown only inside a trace.
-        if tracer is None or (name is None and (
-                verb not in _TRANSACTION_CONTROL or not trace.get_current_span().is_recording())):
+        if tracer is None or (
+            name is None
+            and (verb not in _TRANSACTION_CONTROL or not trace.get_current_span().is_recording())
+        ):
             yield
             return
         attributes = {**self._base(), "db.operation.name": verb, "db.operation": verb}
         if name is not None:
             attributes["db.query.summary"] = name
             attributes["db.query.text"] = sql
-        with tracer.start_as_current_span(name or verb, kind=trace.SpanKind.CLIENT,
-                                          attributes=attributes):
+        with tracer.start_as_current_span(
+            name or verb, kind=trace.SpanKind.CLIENT, attributes=attributes
+        ):
             yield
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:

@@ -54,32 +54,55 @@ async def _connection(db: Database) -> AsyncIterator[asyncpg.Connection]:
 
 
 def _stamps(row: Any) -> dict[str, Any]:
-    return {"version": row["version"], "created_at": timestamp(row["created_at"]),
-            "updated_at": timestamp(row["updated_at"])}
+    return {
+        "version": row["version"],
+        "created_at": timestamp(row["created_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+    }
 
 
 def _agent(row: Any) -> bytes:
-    return ndjson.line({
-        "type": "agent", "agent_id": row["agent_id"], "state": row["state"],
-        "conversation_manager_state": row["conversation_manager_state"],
-        "_internal_state": row["internal_state"], **_stamps(row),
-    })
+    return ndjson.line(
+        {
+            "type": "agent",
+            "agent_id": row["agent_id"],
+            "state": row["state"],
+            "conversation_manager_state": row["conversation_manager_state"],
+            "_internal_state": row["internal_state"],
+            **_stamps(row),
+        }
+    )
 
 
 def _message(row: Any) -> bytes:
-    return ndjson.line({
-        "type": "message", "agent_id": row["agent_id"], "message_id": row["message_id"],
-        "message": row["message"], "redact_message": row["redact_message"], **_stamps(row),
-    })
+    return ndjson.line(
+        {
+            "type": "message",
+            "agent_id": row["agent_id"],
+            "message_id": row["message_id"],
+            "message": row["message"],
+            "redact_message": row["redact_message"],
+            **_stamps(row),
+        }
+    )
 
 
 def _multi_agent(row: Any) -> bytes:
-    return ndjson.line({"type": "multi_agent", "multi_agent_id": row["multi_agent_id"],
-                        "state": row["state"], **_stamps(row)})
+    return ndjson.line(
+        {
+            "type": "multi_agent",
+            "multi_agent_id": row["multi_agent_id"],
+            "state": row["state"],
+            **_stamps(row),
+        }
+    )
 
 
-_PARTS = (("agents", "export_agents", _agent), ("messages", "export_messages", _message),
-          ("multi_agents", "export_multi_agents", _multi_agent))
+_PARTS = (
+    ("agents", "export_agents", _agent),
+    ("messages", "export_messages", _message),
+    ("multi_agents", "export_multi_agents", _multi_agent),
+)
 
 
 async def export_session(db: Database, session_id: str) -> AsyncGenerator[bytes, None]:
@@ -122,38 +145,61 @@ async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool
     sid = s.session_id
     await conn.fetchrow(Q["import_delete_session" if replace else "delete_expired_session"], sid)
     try:
-        row = await conn.fetchrow(Q["import_session"], sid, s.session_type, s.version,
-                                  s.created_at, s.updated_at, s.expires_at)
+        row = await conn.fetchrow(
+            Q["import_session"],
+            sid,
+            s.session_type,
+            s.version,
+            s.created_at,
+            s.updated_at,
+            s.expires_at,
+        )
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"session {sid!r} already exists; import with replace=true to "
-                       "replace it") from None
+        raise Conflict(
+            f"session {sid!r} already exists; import with replace=true to replace it"
+        ) from None
     assert row is not None
     if row["expired"]:
-        raise InvalidRequest(f"session {sid!r} expired at {timestamp(row['expires_at'])}; "
-                             "nothing was imported")
+        raise InvalidRequest(
+            f"session {sid!r} expired at {timestamp(row['expires_at'])}; nothing was imported"
+        )
     for agents in _batches(bundle.agents):
         await conn.execute(
-            Q["import_agents"], sid, [a.agent_id for a in agents],
+            Q["import_agents"],
+            sid,
+            [a.agent_id for a in agents],
             [jsonio.dumps(a.state) for a in agents],
             [jsonio.dumps(a.conversation_manager_state) for a in agents],
-            [jsonio.dumps(a.internal_state) for a in agents], [a.version for a in agents],
-            [a.created_at for a in agents], [a.updated_at for a in agents],
+            [jsonio.dumps(a.internal_state) for a in agents],
+            [a.version for a in agents],
+            [a.created_at for a in agents],
+            [a.updated_at for a in agents],
         )
     for messages in _batches(bundle.messages):
         await conn.execute(
-            Q["import_messages"], sid, [m.agent_id for m in messages],
-            [m.message_id for m in messages], [m.message["role"] for m in messages],
+            Q["import_messages"],
+            sid,
+            [m.agent_id for m in messages],
+            [m.message_id for m in messages],
+            [m.message["role"] for m in messages],
             [jsonio.dumps(content_types(m.message)) for m in messages],
             [jsonio.dumps(m.message) for m in messages],
-            [None if m.redact_message is None else jsonio.dumps(m.redact_message)
-             for m in messages],
-            [m.version for m in messages], [m.created_at for m in messages],
+            [
+                None if m.redact_message is None else jsonio.dumps(m.redact_message)
+                for m in messages
+            ],
+            [m.version for m in messages],
+            [m.created_at for m in messages],
             [m.updated_at for m in messages],
         )
     for states in _batches(bundle.multi_agents):
         await conn.execute(
-            Q["import_multi_agents"], sid, [x.multi_agent_id for x in states],
-            [jsonio.dumps(x.state) for x in states], [x.version for x in states],
-            [x.created_at for x in states], [x.updated_at for x in states],
+            Q["import_multi_agents"],
+            sid,
+            [x.multi_agent_id for x in states],
+            [jsonio.dumps(x.state) for x in states],
+            [x.version for x in states],
+            [x.created_at for x in states],
+            [x.updated_at for x in states],
         )
     return row

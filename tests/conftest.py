@@ -21,7 +21,11 @@ from service.app import create_app
 from service.embedded import EmbeddedPostgres
 from service.settings import Settings
 from tests.support import (
-    ServiceProcess, admin_execute, create_database, drop_database, with_database,
+    ServiceProcess,
+    admin_execute,
+    create_database,
+    drop_database,
+    with_database,
 )
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -95,7 +99,7 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-class app_client:  # noqa: N801 - used like a function
+class app_client:
     """`async with app_client(app) as http`: run the app's lifespan, wait until it is ready."""
 
     def __init__(self, app: object) -> None:

@@ -54,10 +54,13 @@ class ServiceProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", *args], cwd=ROOT, env=full_env,
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "service", *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, timeout: float = 30.0) -> None:

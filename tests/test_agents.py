@@ -17,11 +17,15 @@ from tests.support import create_database, drop_database
 
 S = "/api/v1/sessions"
 
-CMS = {"__name__": "SlidingWindowConversationManager", "removed_message_count": 0,
-       "window_size": 40}
+CMS = {
+    "__name__": "SlidingWindowConversationManager",
+    "removed_message_count": 0,
+    "window_size": 40,
+}
 
 
 # --- helpers shared by every test in this file -------------------------------------------------
+
 
 def check_response(r: httpx.Response) -> None:
     """What API.md promises of every answer: X-Request-ID; errors in the one envelope;
@@ -32,8 +36,11 @@ def check_response(r: httpx.Response) -> None:
         body = r.json()
         assert list(body) == ["error"], body
         err = body["error"]
-        assert {"code", "message", "request_id"} <= set(err) <= {
-            "code", "message", "details", "request_id"}, err
+        assert (
+            {"code", "message", "request_id"}
+            <= set(err)
+            <= {"code", "message", "details", "request_id"}
+        ), err
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", err["code"]), err
         assert isinstance(err["message"], str) and err["message"].strip(), err
         assert err["request_id"] == r.headers["x-request-id"], err
@@ -101,8 +108,9 @@ def agent_doc(aid: str = "a1", **over: object) -> dict:
         "agent_id": aid,
         "state": {"zeta": 1, "alpha": {"b": [1, 2], "a": None}},
         "conversation_manager_state": dict(CMS),
-        "_internal_state": {"interrupt_state": {"interrupts": {}, "context": {},
-                                                "activated": False}},
+        "_internal_state": {
+            "interrupt_state": {"interrupts": {}, "context": {}, "activated": False}
+        },
     }
     doc.update(over)
     return doc
@@ -115,12 +123,17 @@ async def make_agent(api: httpx.AsyncClient, base: str, aid: str = "a1", **over:
 
 
 def message(i: int, text: str | None = None) -> dict:
-    return {"message_id": i,
-            "message": {"role": "user" if i % 2 == 0 else "assistant",
-                        "content": [{"text": text or f"m{i}"}]}}
+    return {
+        "message_id": i,
+        "message": {
+            "role": "user" if i % 2 == 0 else "assistant",
+            "content": [{"text": text or f"m{i}"}],
+        },
+    }
 
 
 # --- create ------------------------------------------------------------------------------------
+
 
 async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(api, sid, A):
     await make_session(api, sid)
@@ -141,7 +154,8 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
     assert body["message_count"] == 0
     assert utc(body["created_at"]) == utc(body["updated_at"])
     assert abs(utc(body["created_at"]) - datetime.now(utc(body["created_at"]).tzinfo)) < timedelta(
-        minutes=5)
+        minutes=5
+    )
 
     got = await api.get(r.headers["location"])
     assert got.status_code == 200
@@ -151,9 +165,14 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
 
 async def test_client_timestamps_and_message_count_are_ignored(api, sid, A):
     await make_session(api, sid)
-    r = await api.post(A, json=agent_doc(created_at="1999-01-01T00:00:00+00:00",
-                                         updated_at="1999-01-01T00:00:00+00:00",
-                                         message_count=42))
+    r = await api.post(
+        A,
+        json=agent_doc(
+            created_at="1999-01-01T00:00:00+00:00",
+            updated_at="1999-01-01T00:00:00+00:00",
+            message_count=42,
+        ),
+    )
     assert r.status_code == 201
     body = r.json()
     assert not body["created_at"].startswith("1999")
@@ -187,11 +206,14 @@ async def test_identical_repeat_answers_200_with_the_stored_resource(api, sid, A
     assert third.json() == (await api.get(f"{A}/a1")).json()
 
 
-@pytest.mark.parametrize("change", [
-    {"state": {"zeta": 2}},
-    {"conversation_manager_state": {**CMS, "removed_message_count": 3}},
-    {"_internal_state": {}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": {"zeta": 2}},
+        {"conversation_manager_state": {**CMS, "removed_message_count": 3}},
+        {"_internal_state": {}},
+    ],
+)
 async def test_different_body_with_the_same_id_is_409_and_keeps_the_stored_one(api, sid, A, change):
     await make_session(api, sid)
     first = await make_agent(api, A)
@@ -208,14 +230,17 @@ async def test_create_under_a_missing_session_is_404(api, sid, A):
     error(await api.get(f"{A}/a1"), 404, "not_found")
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("state", [1, 2]),
-    ("state", "text"),
-    ("state", None),
-    ("conversation_manager_state", [CMS]),
-    ("conversation_manager_state", 3),
-    ("_internal_state", []),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("state", [1, 2]),
+        ("state", "text"),
+        ("state", None),
+        ("conversation_manager_state", [CMS]),
+        ("conversation_manager_state", 3),
+        ("_internal_state", []),
+    ],
+)
 async def test_documents_must_be_objects(api, sid, A, field, value):
     await make_session(api, sid)
     r = await api.post(A, json=agent_doc(**{field: value}))
@@ -243,8 +268,9 @@ async def test_state_conversation_manager_state_need_no_particular_keys(api, sid
     assert r.json()["conversation_manager_state"] == {}
 
 
-@pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a\\b", "a\nb", "tab\there", "   ",
-                                 "x" * 256])
+@pytest.mark.parametrize(
+    "bad", ["", ".", "..", "a/b", "a\\b", "a\nb", "tab\there", "   ", "x" * 256]
+)
 async def test_invalid_agent_id_in_the_body_is_422_invalid_id(api, sid, A, bad):
     await make_session(api, sid)
     error(await api.post(A, json=agent_doc(bad)), 422, "invalid_id")
@@ -275,12 +301,15 @@ async def test_non_json_bodies_and_wrong_methods(api, sid, A):
     await make_session(api, sid)
     r = await api.post(A, content=b"agent_id=a1", headers={"Content-Type": "text/plain"})
     error(r, 415, "unsupported_media_type")
-    r = await api.post(A, content=b'{"agent_id": "a1", ', headers={"Content-Type":
-                                                                   "application/json"})
+    r = await api.post(
+        A, content=b'{"agent_id": "a1", ', headers={"Content-Type": "application/json"}
+    )
     error(r, 422, "invalid_request")
-    r = await api.post(A, content=b'{"agent_id": "a1", "state": {"x": NaN}, '
-                                  b'"conversation_manager_state": {}}',
-                       headers={"Content-Type": "application/json"})
+    r = await api.post(
+        A,
+        content=b'{"agent_id": "a1", "state": {"x": NaN}, "conversation_manager_state": {}}',
+        headers={"Content-Type": "application/json"},
+    )
     error(r, 422, "invalid_request")
     error(await api.delete(A), 405, "method_not_allowed")
     error(await api.post(f"{A}/a1", json=agent_doc()), 405, "method_not_allowed")
@@ -290,10 +319,17 @@ async def test_non_json_bodies_and_wrong_methods(api, sid, A):
 async def test_state_values_come_back_exactly(api, sid, A):
     await make_session(api, sid)
     state = {
-        "nul": "a\u0000b", "astral": "\U0001f600 \U00010348", "big": 2**63 - 1,
-        "neg": -(2**63), "beyond_2_53": 2**53 + 1, "float": 0.1, "exp": 1.5e300,
+        "nul": "a\u0000b",
+        "astral": "\U0001f600 \U00010348",
+        "big": 2**63 - 1,
+        "neg": -(2**63),
+        "beyond_2_53": 2**53 + 1,
+        "float": 0.1,
+        "exp": 1.5e300,
         "bytes": {"__bytes_encoded__": True, "data": "AAEC/w=="},
-        "order": {"z": 1, "y": 2, "x": 3}, "nested": [[{"b": 1, "a": 2}]], "empty": {},
+        "order": {"z": 1, "y": 2, "x": 3},
+        "nested": [[{"b": 1, "a": 2}]],
+        "empty": {},
     }
     body = (await api.post(A, json=agent_doc(state=state))).json()
     assert body["state"] == state
@@ -304,6 +340,7 @@ async def test_state_values_come_back_exactly(api, sid, A):
 
 
 # --- read --------------------------------------------------------------------------------------
+
 
 async def test_read_missing_agent_or_session_is_404(api, sid, A):
     error(await api.get(f"{A}/a1"), 404, "not_found")
@@ -338,12 +375,16 @@ async def test_request_id_is_echoed_and_named_in_errors(api, sid, A):
 
 # --- replace -----------------------------------------------------------------------------------
 
+
 async def test_put_replaces_documents_bumps_version_keeps_created_at(api, sid, A):
     await make_session(api, sid)
     created = await make_agent(api, A)
     await api.post(f"{A}/a1/messages", json=message(0))
-    new = {"state": {"k": "v"}, "conversation_manager_state": {**CMS, "removed_message_count": 1},
-           "_internal_state": {"model_state": {"x": 1}}}
+    new = {
+        "state": {"k": "v"},
+        "conversation_manager_state": {**CMS, "removed_message_count": 1},
+        "_internal_state": {"model_state": {"x": 1}},
+    }
     r = await api.put(f"{A}/a1", json=new)
     assert r.status_code == 200
     assert r.headers["etag"] == '"2"'
@@ -362,8 +403,9 @@ async def test_put_replaces_documents_bumps_version_keeps_created_at(api, sid, A
 async def test_put_with_a_client_created_at_keeps_the_stored_one(api, sid, A):
     await make_session(api, sid)
     created = await make_agent(api, A)
-    r = await api.put(f"{A}/a1", json=agent_doc(created_at="1999-01-01T00:00:00+00:00",
-                                                message_count=99))
+    r = await api.put(
+        f"{A}/a1", json=agent_doc(created_at="1999-01-01T00:00:00+00:00", message_count=99)
+    )
     assert r.status_code == 200
     assert r.json()["created_at"] == created["created_at"]
     assert r.json()["message_count"] == 0
@@ -403,26 +445,40 @@ async def test_put_validates_like_post(api, sid, A):
     await make_session(api, sid)
     created = await make_agent(api, A)
     error(await api.put(f"{A}/a1", json=agent_doc(state=[1])), 422, "invalid_request", "state")
-    error(await api.put(f"{A}/a1", json=agent_doc(_internal_state="x")), 422, "invalid_request",
-          "_internal_state")
+    error(
+        await api.put(f"{A}/a1", json=agent_doc(_internal_state="x")),
+        422,
+        "invalid_request",
+        "_internal_state",
+    )
     doc = agent_doc()
     del doc["conversation_manager_state"]
     error(await api.put(f"{A}/a1", json=doc), 422, "invalid_request", "conversation_manager_state")
-    error(await api.put(f"{A}/a1", content=b"x", headers={"Content-Type": "text/plain"}), 415,
-          "unsupported_media_type")
+    error(
+        await api.put(f"{A}/a1", content=b"x", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
     got = await api.get(f"{A}/a1")
     assert got.json() == created and got.headers["etag"] == '"1"'
 
 
 # --- versions ----------------------------------------------------------------------------------
 
+
 async def test_if_match_and_if_none_match(api, sid, A):
     await make_session(api, sid)
     await make_agent(api, A)
-    error(await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"7"'}), 412,
-          "precondition_failed")
-    error(await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": "garbage"}), 412,
-          "precondition_failed")
+    error(
+        await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"7"'}),
+        412,
+        "precondition_failed",
+    )
+    error(
+        await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": "garbage"}),
+        412,
+        "precondition_failed",
+    )
     ok = await api.put(f"{A}/a1", json=agent_doc(state={"v": 2}), headers={"If-Match": '"1"'})
     assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
     stale = await api.put(f"{A}/a1", json=agent_doc(state={"v": 3}), headers={"If-Match": '"1"'})
@@ -442,8 +498,7 @@ async def test_if_match_and_if_none_match(api, sid, A):
     assert (await api.get(f"{A}/a1")).status_code == 200
     assert (await api.delete(f"{A}/a1", headers={"If-Match": '"3"'})).status_code == 204
     # a missing agent is 404, whatever If-Match says
-    error(await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"3"'}), 404,
-          "not_found")
+    error(await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"3"'}), 404, "not_found")
     error(await api.delete(f"{A}/a1", headers={"If-Match": '"3"'}), 404, "not_found")
 
 
@@ -452,11 +507,13 @@ async def test_a_repeated_create_does_not_bump_the_version(api, sid, A):
     await make_agent(api, A)
     await api.post(A, json=agent_doc())
     assert (await api.get(f"{A}/a1")).headers["etag"] == '"1"'
-    assert (await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"1"'})
-            ).status_code == 200
+    assert (
+        await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"1"'})
+    ).status_code == 200
 
 
 # --- message_count -----------------------------------------------------------------------------
+
 
 async def test_message_count_follows_appends_and_deletes_and_is_never_stale(api, sid, A):
     await make_session(api, sid)
@@ -499,6 +556,7 @@ async def test_message_count_counts_only_this_agents_messages(api, sid, A):
 
 
 # --- list --------------------------------------------------------------------------------------
+
 
 async def test_list_pages_in_agent_id_order_until_next_cursor_is_null(api, sid, A):
     await make_session(api, sid)
@@ -582,17 +640,18 @@ async def test_list_limit_bounds_and_bad_cursors(api, sid, A):
     forged = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
     error(await api.get(A, params={"cursor": forged}), 422, "invalid_request")
     # a cursor from another session's list
-    error(await api.get(f"{S}/{sid}-2/agents", params={"cursor": cursor}), 422,
-          "invalid_request")
+    error(await api.get(f"{S}/{sid}-2/agents", params={"cursor": cursor}), 422, "invalid_request")
     # a cursor from the sessions list
     sessions_cursor = (await api.get(S, params={"limit": 1})).json()["next_cursor"]
     error(await api.get(A, params={"cursor": sessions_cursor}), 422, "invalid_request")
     # still fine where it came from
-    assert [a["agent_id"] for a in (await api.get(A, params={"cursor": cursor})).json()["items"]
-            ] == ["b", "c"]
+    assert [
+        a["agent_id"] for a in (await api.get(A, params={"cursor": cursor})).json()["items"]
+    ] == ["b", "c"]
 
 
 # --- delete ------------------------------------------------------------------------------------
+
 
 async def test_delete_removes_the_agent_and_its_messages(api, sid, A):
     await make_session(api, sid)
@@ -647,13 +706,17 @@ async def test_the_agent_etag_is_its_version_which_appends_do_not_change(api, si
     assert again.status_code == 304 and again.headers["etag"] == before.headers["etag"]
     fresh = await api.get(f"{A}/a1")
     assert fresh.json()["message_count"] == 1  # an unconditional GET sees the new count
-    updated = await api.put(f"{A}/a1", json={"state": {}, "conversation_manager_state": {}},
-                            headers={"If-Match": before.headers["etag"]})
+    updated = await api.put(
+        f"{A}/a1",
+        json={"state": {}, "conversation_manager_state": {}},
+        headers={"If-Match": before.headers["etag"]},
+    )
     assert updated.status_code == 200
 
 
-async def test_a_replica_never_serves_a_stale_agent_in_strict_mode(api, sid, A,
-                                                                    module_database_url):
+async def test_a_replica_never_serves_a_stale_agent_in_strict_mode(
+    api, sid, A, module_database_url
+):
     """Two processes on one database (CACHE_MODE=strict, the default): what one commits, a GET
     on the other shows at once, though the other has the agent in its cache."""
     await make_session(api, sid)
@@ -685,8 +748,12 @@ async def test_bounded_cache_still_shows_this_process_own_writes(sid, A, module_
         await make_agent(http, A)
         writes = (
             (1, lambda: http.post(f"{A}/a1/messages", json=message(0))),
-            (4, lambda: http.post(f"{A}/a1/messages/batch",
-                                  json={"messages": [message(i) for i in (1, 2, 3)]})),
+            (
+                4,
+                lambda: http.post(
+                    f"{A}/a1/messages/batch", json={"messages": [message(i) for i in (1, 2, 3)]}
+                ),
+            ),
             (3, lambda: http.delete(f"{A}/a1/messages/3")),
         )
         for expected, write in writes:

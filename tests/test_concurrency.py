@@ -45,8 +45,14 @@ async def test_identical_creates_give_one_201_and_200s(server, database_url):
 
 async def test_conflicting_creates_give_one_winner_and_409s(server, database_url):
     await burst(server.url, [("POST", S, {"session_id": "s"})])
-    agents = [("POST", f"{S}/s/agents", {"agent_id": "a", "state": {"v": i % 2},
-                                         "conversation_manager_state": {}}) for i in range(N)]
+    agents = [
+        (
+            "POST",
+            f"{S}/s/agents",
+            {"agent_id": "a", "state": {"v": i % 2}, "conversation_manager_state": {}},
+        )
+        for i in range(N)
+    ]
     got = await burst(server.url, agents)
     counts = statuses(got)
     assert counts[201] == 1 and 500 not in counts
@@ -59,14 +65,36 @@ async def test_conflicting_creates_give_one_winner_and_409s(server, database_url
 
 async def test_concurrent_message_appends_never_duplicate(server, database_url):
     await burst(server.url, [("POST", S, {"session_id": "s"})])
-    await burst(server.url, [("POST", f"{S}/s/agents", {
-        "agent_id": "a", "state": {}, "conversation_manager_state": {}})])
-    messages = [("POST", f"{S}/s/agents/a/messages", {
-        "message_id": i % 4, "message": {"role": "user", "content": [{"text": f"m{i % 4}"}]}})
-        for i in range(N)]
-    batch = [("POST", f"{S}/s/agents/a/messages/batch", {"messages": [
-        {"message_id": j, "message": {"role": "user", "content": [{"text": f"m{j}"}]}}
-        for j in range(8)]})] * 4
+    await burst(
+        server.url,
+        [
+            (
+                "POST",
+                f"{S}/s/agents",
+                {"agent_id": "a", "state": {}, "conversation_manager_state": {}},
+            )
+        ],
+    )
+    messages = [
+        (
+            "POST",
+            f"{S}/s/agents/a/messages",
+            {"message_id": i % 4, "message": {"role": "user", "content": [{"text": f"m{i % 4}"}]}},
+        )
+        for i in range(N)
+    ]
+    batch = [
+        (
+            "POST",
+            f"{S}/s/agents/a/messages/batch",
+            {
+                "messages": [
+                    {"message_id": j, "message": {"role": "user", "content": [{"text": f"m{j}"}]}}
+                    for j in range(8)
+                ]
+            },
+        )
+    ] * 4
     got = await burst(server.url, messages + batch)
     counts = statuses(got)
     assert set(counts) <= {200, 201} and counts[201] >= 4
@@ -77,14 +105,28 @@ async def test_concurrent_message_appends_never_duplicate(server, database_url):
 
 async def test_concurrent_puts_with_if_match_let_exactly_one_win(server):
     await burst(server.url, [("POST", S, {"session_id": "s"})])
-    await burst(server.url, [("POST", f"{S}/s/agents", {
-        "agent_id": "a", "state": {}, "conversation_manager_state": {}})])
+    await burst(
+        server.url,
+        [
+            (
+                "POST",
+                f"{S}/s/agents",
+                {"agent_id": "a", "state": {}, "conversation_manager_state": {}},
+            )
+        ],
+    )
     limits = httpx.Limits(max_connections=N)
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as http:
-        got = await asyncio.gather(*(
-            http.put(f"{S}/s/agents/a", headers={"If-Match": '"1"'},
-                     json={"state": {"writer": i}, "conversation_manager_state": {}})
-            for i in range(N)))
+        got = await asyncio.gather(
+            *(
+                http.put(
+                    f"{S}/s/agents/a",
+                    headers={"If-Match": '"1"'},
+                    json={"state": {"writer": i}, "conversation_manager_state": {}},
+                )
+                for i in range(N)
+            )
+        )
         assert statuses(got) == Counter({200: 1, 412: N - 1})
         winner = next(r for r in got if r.status_code == 200).json()["state"]
         final = await http.get(f"{S}/s/agents/a")

@@ -24,8 +24,11 @@ def _default(value: Any) -> str:
     if value == []:
         return "(empty)"
     if isinstance(value, Path):
-        value = "./" + str(value.relative_to(PROJECT_ROOT)) if value.is_relative_to(
-            PROJECT_ROOT) else value
+        value = (
+            "./" + str(value.relative_to(PROJECT_ROOT))
+            if value.is_relative_to(PROJECT_ROOT)
+            else value
+        )
     elif isinstance(value, Enum):
         value = value.value
     elif isinstance(value, bool):
@@ -48,28 +51,43 @@ def test_readme_table_is_the_settings_class():
         "README.md's configuration table differs from service/settings.py; "
         "regenerate it with `python -m tests.test_config`"
     )
-    listed = {line.split("`")[1] for line in readme.splitlines()
-              if line.startswith("| `") and line.count("|") == 4}
+    listed = {
+        line.split("`")[1]
+        for line in readme.splitlines()
+        if line.startswith("| `") and line.count("|") == 4
+    }
     assert listed == {name.upper() for name in Settings.model_fields}
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if k.upper() not in {n.upper() for n in Settings.model_fields}
-             and not k.startswith("OTEL_")}
-    return subprocess.run([sys.executable, "-m", "service", *args], cwd=ROOT,
-                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k.upper() not in {n.upper() for n in Settings.model_fields} and not k.startswith("OTEL_")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_config_command_prints_every_setting_with_secrets_masked():
-    env = {"DATABASE_URL": "postgresql://app:hunter2-pw@db.internal:5432/sessions",
-           "API_KEYS": "first-secret-key,second-secret-key", "CACHE_MODE": "bounded",
-           "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
-           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer otel-token"}
+    env = {
+        "DATABASE_URL": "postgresql://app:hunter2-pw@db.internal:5432/sessions",
+        "API_KEYS": "first-secret-key,second-secret-key",
+        "CACHE_MODE": "bounded",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer otel-token",
+    }
     done = run("config", env=env)
     assert done.returncode == 0, done.stderr
-    shown = dict(line.split("=", 1) for line in done.stdout.splitlines()
-                 if not line.startswith("#"))
+    shown = dict(
+        line.split("=", 1) for line in done.stdout.splitlines() if not line.startswith("#")
+    )
     assert {name.upper() for name in Settings.model_fields} <= shown.keys()
     assert shown["DATABASE_URL"] == "postgresql://app:***@db.internal:5432/sessions"
     assert shown["API_KEYS"] == "***,***"
@@ -80,22 +98,29 @@ def test_config_command_prints_every_setting_with_secrets_masked():
         assert secret not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(("env", "variable"), [
-    ({"CACHE_MODE": "fast"}, "CACHE_MODE"),
-    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
-    ({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "2"}, "DB_POOL_MIN_SIZE"),
-    ({"PORT": "http"}, "PORT"),
-    ({"DATABASE_URL": "mysql://u:pw-in-bad-dsn@h/db"}, "DATABASE_URL"),
-    ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
-    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
-     "OTEL_EXPORTER_OTLP_PROTOCOL"),
-])
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"CACHE_MODE": "fast"}, "CACHE_MODE"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "2"}, "DB_POOL_MIN_SIZE"),
+        ({"PORT": "http"}, "PORT"),
+        ({"DATABASE_URL": "mysql://u:pw-in-bad-dsn@h/db"}, "DATABASE_URL"),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            },
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+    ],
+)
 def test_a_bad_value_stops_start_up_with_one_line_naming_it(env, variable):
     done = run(env=env)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"configuration error: {variable}:"), (
-        done.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"configuration error: {variable}:"), done.stderr
     assert "pw-in-bad-dsn" not in done.stderr
 
 

@@ -32,8 +32,9 @@ async def test_request_id_is_echoed_or_generated(client):
     assert hostile.headers["x-request-id"] != "a b\tc" * 100
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "application/xml", ""])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", ""]
+)
 async def test_non_json_bodies_are_415(client, content_type):
     headers = {"content-type": content_type} if content_type else {}
     r = await client.post(S, content=b'{"session_id": "s"}', headers=headers)
@@ -41,11 +42,15 @@ async def test_non_json_bodies_are_415(client, content_type):
 
 
 async def test_json_with_charset_and_vendor_types_are_accepted(client):
-    r = await client.post(S, content=b'{"session_id": "s"}',
-                          headers={"content-type": "application/json; charset=utf-8"})
+    r = await client.post(
+        S,
+        content=b'{"session_id": "s"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert r.status_code == 201
-    r = await client.post(S, content=b'{"session_id": "t"}',
-                          headers={"content-type": "application/vnd.api+json"})
+    r = await client.post(
+        S, content=b'{"session_id": "t"}', headers={"content-type": "application/vnd.api+json"}
+    )
     assert r.status_code == 201
 
 
@@ -56,14 +61,14 @@ async def test_malformed_json_and_wrong_shapes_are_422(client):
         assert r.json()["error"]["code"] in ("invalid_request", "invalid_id")
 
 
-@pytest.mark.parametrize("sid", ["", ".", "..", "a/b", "a\\b", "a\u0001b", "   ", "x" * 256,
-                                 "tab\tin"])
+@pytest.mark.parametrize(
+    "sid", ["", ".", "..", "a/b", "a\\b", "a\u0001b", "   ", "x" * 256, "tab\tin"]
+)
 async def test_bad_ids_in_the_body_are_invalid_id(client, sid):
     assert_envelope(await client.post(S, json={"session_id": sid}), 422, "invalid_id")
 
 
-@pytest.mark.parametrize("path", ["%2E", "%2E%2E", "a%2Fb", "a%5Cb", "a%00b", "%20%20",
-                                  "x" * 256])
+@pytest.mark.parametrize("path", ["%2E", "%2E%2E", "a%2Fb", "a%5Cb", "a%00b", "%20%20", "x" * 256])
 async def test_bad_ids_in_the_path_are_invalid_id(client, path):
     assert_envelope(await client.get(f"{S}/{path}"), 422, "invalid_id")
     assert_envelope(await client.get(f"{S}/ok/agents/{path}"), 422, "invalid_id")
@@ -113,11 +118,16 @@ async def test_openapi_describes_every_route_and_error(client):
         "/api/v1/sessions/{session_id}/agents/{agent_id}": {"get", "put", "delete"},
         "/api/v1/sessions/{session_id}/agents/{agent_id}/messages": {"get", "post"},
         "/api/v1/sessions/{session_id}/agents/{agent_id}/messages/batch": {"post"},
-        "/api/v1/sessions/{session_id}/agents/{agent_id}/messages/{message_id}":
-            {"get", "put", "delete"},
+        "/api/v1/sessions/{session_id}/agents/{agent_id}/messages/{message_id}": {
+            "get",
+            "put",
+            "delete",
+        },
         "/api/v1/sessions/{session_id}/multi-agents": {"post"},
         "/api/v1/sessions/{session_id}/multi-agents/{multi_agent_id}": {"get", "put", "delete"},
-        "/health/live": {"get"}, "/health/ready": {"get"}, "/health": {"get"},
+        "/health/live": {"get"},
+        "/health/ready": {"get"},
+        "/health": {"get"},
     }
     for path, methods in expected.items():
         assert set(paths[path]) >= methods, path

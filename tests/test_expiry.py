@@ -21,8 +21,10 @@ async def expire(database_url: str, session_id: str) -> None:
     """Move a session's expiry into the past, as time passing would (no sweeper runs)."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second'"
-                           " WHERE session_id = $1", session_id)
+        await conn.execute(
+            "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE session_id = $1",
+            session_id,
+        )
     finally:
         await conn.close()
 
@@ -51,13 +53,16 @@ async def test_ttl_and_expires_at_show_in_responses(client):
     assert listed["e"] == at and listed["n"] is None
 
 
-@pytest.mark.parametrize("body,word", [
-    ({"ttl_seconds": 10, "expires_at": "2999-01-01T00:00:00Z"}, "not both"),
-    ({"expires_at": "2000-01-01T00:00:00Z"}, "future"),
-    ({"expires_at": "2999-01-01T00:00:00"}, "timezone"),
-    ({"ttl_seconds": 0}, "greater than 0"),
-    ({"ttl_seconds": -5}, "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "body,word",
+    [
+        ({"ttl_seconds": 10, "expires_at": "2999-01-01T00:00:00Z"}, "not both"),
+        ({"expires_at": "2000-01-01T00:00:00Z"}, "future"),
+        ({"expires_at": "2999-01-01T00:00:00"}, "timezone"),
+        ({"ttl_seconds": 0}, "greater than 0"),
+        ({"ttl_seconds": -5}, "greater than 0"),
+    ],
+)
 async def test_bad_expiry_is_422(client, body, word):
     r = await client.post(S, json={"session_id": "x", **body})
     assert r.status_code == 422, r.text
@@ -79,16 +84,28 @@ async def test_an_expired_session_is_gone_for_every_route(client, database_url):
     await expire(database_url, "gone")
     a, m, g = f"{S}/gone/agents", f"{S}/gone/agents/a/messages", f"{S}/gone/multi-agents"
     calls = [
-        ("GET", f"{S}/gone", None), ("PUT", f"{S}/gone", {}), ("DELETE", f"{S}/gone", None),
-        ("GET", a, None), ("POST", a, {**AGENT, "agent_id": "b"}), ("POST", a, AGENT),
-        ("GET", f"{a}/a", None), ("PUT", f"{a}/a", AGENT), ("DELETE", f"{a}/a", None),
-        ("GET", m, None), ("POST", m, {**MESSAGE, "message_id": 1}), ("POST", m, MESSAGE),
+        ("GET", f"{S}/gone", None),
+        ("PUT", f"{S}/gone", {}),
+        ("DELETE", f"{S}/gone", None),
+        ("GET", a, None),
+        ("POST", a, {**AGENT, "agent_id": "b"}),
+        ("POST", a, AGENT),
+        ("GET", f"{a}/a", None),
+        ("PUT", f"{a}/a", AGENT),
+        ("DELETE", f"{a}/a", None),
+        ("GET", m, None),
+        ("POST", m, {**MESSAGE, "message_id": 1}),
+        ("POST", m, MESSAGE),
         ("POST", f"{m}/batch", {"messages": [MESSAGE]}),
         ("POST", f"{m}/batch", {"messages": [{**MESSAGE, "message_id": 5}]}),
-        ("GET", f"{m}/0", None), ("PUT", f"{m}/0", MESSAGE), ("DELETE", f"{m}/0", None),
+        ("GET", f"{m}/0", None),
+        ("PUT", f"{m}/0", MESSAGE),
+        ("DELETE", f"{m}/0", None),
         ("POST", g, {"multi_agent_id": "g", "state": {}}),
         ("POST", g, {"multi_agent_id": "h", "state": {}}),
-        ("GET", f"{g}/g", None), ("PUT", f"{g}/g", {"state": {}}), ("DELETE", f"{g}/g", None),
+        ("GET", f"{g}/g", None),
+        ("PUT", f"{g}/g", {"state": {}}),
+        ("DELETE", f"{g}/g", None),
         ("GET", f"{S}/gone/export", None),
     ]
     for method, path, body in calls:
@@ -117,7 +134,8 @@ async def test_an_identical_repeat_keeps_the_stored_expiry(client):
 
 async def test_default_ttl_applies_when_a_create_asks_for_none(database_url):
     app = __import__("service.app", fromlist=["create_app"]).create_app(
-        make_settings(default_session_ttl_seconds=120), dsn=database_url)
+        make_settings(default_session_ttl_seconds=120), dsn=database_url
+    )
     async with app_client(app) as http:
         defaulted = (await http.post(S, json={"session_id": "d"})).json()
         assert defaulted["expires_at"] is not None
@@ -142,7 +160,9 @@ async def test_the_cache_never_serves_an_expired_session(database_url, mode):
             assert (await http.get(f"{S}/c")).status_code == 200
             assert (await http.get(f"{S}/c/agents/a")).status_code == 200
         assert app.state.services.cache.hits >= 2
-        await asyncio.sleep(max(0.0, (datetime.fromisoformat(expires_at)
-                                      - datetime.now(UTC)).total_seconds()) + 0.05)
+        await asyncio.sleep(
+            max(0.0, (datetime.fromisoformat(expires_at) - datetime.now(UTC)).total_seconds())
+            + 0.05
+        )
         assert (await http.get(f"{S}/c")).status_code == 404
         assert (await http.get(f"{S}/c/agents/a")).status_code == 404

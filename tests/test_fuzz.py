@@ -34,6 +34,7 @@ schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 CHECKS = [not_a_server_error, response_schema_conformance]
 CASES: Counter[str] = Counter()
 
+
 def _cases() -> list[Any]:
     """(operation, generation mode) pairs; operations that take no input have no invalid one."""
     # The same app's document, read without a database, names the operations at collection.
@@ -87,8 +88,13 @@ def test_no_server_errors_and_answers_match_the_schema(
     operation = api_schema.find_operation_by_label(label)
     assert operation is not None, label
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
         CASES[label] += 1
@@ -102,11 +108,12 @@ async def test_found_a_content_block_key_holding_nul_round_trips(client: Any) ->
     content_types text[] column cannot hold) is stored and comes back as sent."""
     base = "/api/v1/sessions/nul/agents/a/messages"
     await client.post("/api/v1/sessions", json={"session_id": "nul"})
-    await client.post("/api/v1/sessions/nul/agents",
-                      json={"agent_id": "a", "state": {}, "conversation_manager_state": {}})
+    await client.post(
+        "/api/v1/sessions/nul/agents",
+        json={"agent_id": "a", "state": {}, "conversation_manager_state": {}},
+    )
     message = {"role": "user", "content": [{"a\u0000": 1}]}
     created = await client.post(base, json={"message_id": 0, "message": message})
     replaced = await client.put(f"{base}/0", json={"message": message, "redact_message": None})
-    assert created.status_code == 201 and replaced.status_code == 200, (
-        created.text, replaced.text)
+    assert created.status_code == 201 and replaced.status_code == 200, (created.text, replaced.text)
     assert (await client.get(f"{base}/0")).json()["message"] == message

@@ -21,23 +21,30 @@ TRICKY = {
     "huge": 2**70,
     "neghuge": -(2**70),
     "floats": [0.1, 1e-300, 1.7976931348623157e308, -0.0, 1.0, 2.5e16],
-    "escapes": "quote \" backslash \\ tab \t newline \n \u2028",
+    "escapes": 'quote " backslash \\ tab \t newline \n \u2028',
     "bytes": {"__bytes_encoded__": True, "data": "AAEC/w=="},
     "nested": [[[[{"deep": [None, True, False]}]]]],
 }
 
 
 async def post_raw(client: httpx.AsyncClient, path: str, text: str) -> httpx.Response:
-    return await client.post(path, content=text.encode(),
-                             headers={"content-type": "application/json"})
+    return await client.post(
+        path, content=text.encode(), headers={"content-type": "application/json"}
+    )
 
 
 @pytest.fixture
 async def agent(client: httpx.AsyncClient) -> str:
     await client.post(S, json={"session_id": "s"})
-    r = await client.post(f"{S}/s/agents", json={
-        "agent_id": "a", "state": TRICKY, "conversation_manager_state": {"__name__": "x"},
-        "_internal_state": {"interrupt_state": {"activated": False}}})
+    r = await client.post(
+        f"{S}/s/agents",
+        json={
+            "agent_id": "a",
+            "state": TRICKY,
+            "conversation_manager_state": {"__name__": "x"},
+            "_internal_state": {"interrupt_state": {"activated": False}},
+        },
+    )
     assert r.status_code == 201, r.text
     return f"{S}/s/agents/a"
 
@@ -58,9 +65,15 @@ async def test_agent_state_round_trips_exactly(client, agent):
 
 
 async def test_message_with_extra_keys_round_trips_in_order(client, agent):
-    message = {"role": "assistant", "content": [{"toolUse": {"input": {"b": 1, "a": "\u0000"},
-               "name": "t", "toolUseId": "1"}}, {"text": "\U0001f600"}],
-               "metadata": {"usage": {"z": 1, "a": 2}}, "tracking_id": "t-1"}
+    message = {
+        "role": "assistant",
+        "content": [
+            {"toolUse": {"input": {"b": 1, "a": "\u0000"}, "name": "t", "toolUseId": "1"}},
+            {"text": "\U0001f600"},
+        ],
+        "metadata": {"usage": {"z": 1, "a": 2}},
+        "tracking_id": "t-1",
+    }
     r = await client.post(f"{agent}/messages", json={"message_id": 0, "message": message})
     assert r.status_code == 201
     got = (await client.get(f"{agent}/messages/0")).json()["message"]
@@ -70,8 +83,10 @@ async def test_message_with_extra_keys_round_trips_in_order(client, agent):
 
 
 async def test_raw_text_with_big_numbers_is_not_changed(client, agent):
-    text = ('{"state": {"n": 123456789012345678901234567890, "m": -9223372036854775809,'
-            ' "f": 1.5}, "conversation_manager_state": {}}')
+    text = (
+        '{"state": {"n": 123456789012345678901234567890, "m": -9223372036854775809,'
+        ' "f": 1.5}, "conversation_manager_state": {}}'
+    )
     r = await client.put(agent, content=text, headers={"content-type": "application/json"})
     assert r.status_code == 200
     assert '"n":123456789012345678901234567890' in (await client.get(agent)).text
@@ -89,31 +104,42 @@ async def test_nan_and_infinity_are_422(client, agent, literal):
 @pytest.mark.parametrize("literal", ["NaN", "Infinity"])
 async def test_nan_is_422_on_the_exact_path_too(client, agent, literal):
     # a long digit run sends the body through the standard-library parser
-    text = (f'{{"state": {{"x": {literal}, "n": 12345678901234567890123}},'
-            ' "conversation_manager_state": {}}')
+    text = (
+        f'{{"state": {{"x": {literal}, "n": 12345678901234567890123}},'
+        ' "conversation_manager_state": {}}'
+    )
     r = await client.put(agent, content=text, headers={"content-type": "application/json"})
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("text", [
-    '{"state": {"s": "\\ud800"}, "conversation_manager_state": {}}',
-    '{"state": {"s": "\\ud800", "n": 12345678901234567890123}, "conversation_manager_state": {}}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"state": {"s": "\\ud800"}, "conversation_manager_state": {}}',
+        '{"state": {"s": "\\ud800", "n": 12345678901234567890123},'
+        ' "conversation_manager_state": {}}',
+    ],
+)
 async def test_lone_surrogates_are_422(client, agent, text):
     r = await client.put(agent, content=text, headers={"content-type": "application/json"})
     assert r.status_code == 422
 
 
 async def test_invalid_utf8_is_422(client, agent):
-    r = await client.put(agent, content=b'{"state": {"s": "\xff\xfe"}, '
-                         b'"conversation_manager_state": {}}',
-                         headers={"content-type": "application/json"})
+    r = await client.put(
+        agent,
+        content=b'{"state": {"s": "\xff\xfe"}, "conversation_manager_state": {}}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422
     assert "error" in r.json()
 
 
 async def test_nothing_is_written_by_a_refused_body(client, agent):
     before = (await client.get(agent)).text
-    await client.put(agent, content=b'{"state": {"x": NaN}, "conversation_manager_state": {}}',
-                     headers={"content-type": "application/json"})
+    await client.put(
+        agent,
+        content=b'{"state": {"x": NaN}, "conversation_manager_state": {}}',
+        headers={"content-type": "application/json"},
+    )
     assert (await client.get(agent)).text == before

@@ -24,28 +24,39 @@ def _with_password(dsn: str, password: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(netloc=netloc)), password
 
 
-def test_json_lines_with_an_access_line_per_request_and_no_secrets(
-    service_process, database_url
-):
+def test_json_lines_with_an_access_line_per_request_and_no_secrets(service_process, database_url):
     key = f"key-{uuid.uuid4().hex}"
     dsn, password = _with_password(database_url, f"pw-{uuid.uuid4().hex}")
     content = f"private words {uuid.uuid4().hex}"
     request_id = f"req-{uuid.uuid4().hex}"
-    proc = service_process({"DATABASE_URL": dsn, "API_KEYS": key, "LOG_FORMAT": "json",
-                            "LOG_LEVEL": "info"})
+    proc = service_process(
+        {"DATABASE_URL": dsn, "API_KEYS": key, "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
+    )
     auth = {"authorization": f"Bearer {key}"}
     with httpx.Client(base_url=proc.url, headers=auth) as http:
         base = "/api/v1/sessions/log-s"
         assert http.post("/api/v1/sessions", json={"session_id": "log-s"}).status_code == 201
-        assert http.post(f"{base}/agents", json={
-            "agent_id": "a", "state": {"secret": content}, "conversation_manager_state": {},
-        }).status_code == 201
-        answer = http.post(f"{base}/agents/a/messages", headers={"x-request-id": request_id},
-                           json={"message_id": 0, "message": {
-                               "role": "user", "content": [{"text": content}]}})
+        assert (
+            http.post(
+                f"{base}/agents",
+                json={
+                    "agent_id": "a",
+                    "state": {"secret": content},
+                    "conversation_manager_state": {},
+                },
+            ).status_code
+            == 201
+        )
+        answer = http.post(
+            f"{base}/agents/a/messages",
+            headers={"x-request-id": request_id},
+            json={"message_id": 0, "message": {"role": "user", "content": [{"text": content}]}},
+        )
         assert answer.status_code == 201
-        assert http.get("/api/v1/sessions", headers={"authorization": "Bearer wrong"}
-                        ).status_code == 401
+        assert (
+            http.get("/api/v1/sessions", headers={"authorization": "Bearer wrong"}).status_code
+            == 401
+        )
     proc.stop()
     output = proc.log_path.read_text(errors="replace")
 
@@ -66,8 +77,9 @@ def test_json_lines_with_an_access_line_per_request_and_no_secrets(
 
 
 def test_level_and_text_format(service_process, database_url):
-    proc = service_process({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-                            "LOG_FORMAT": "text"})
+    proc = service_process(
+        {"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text"}
+    )
     httpx.get(proc.url + "/api/v1/sessions")
     proc.stop()
     output = proc.log_path.read_text(errors="replace")
@@ -92,17 +104,21 @@ async def test_an_unhandled_error_is_logged_with_its_context(database_url, caplo
     record = access[0]
     assert record.levelno == logging.ERROR
     assert (record.request_id, record.route, record.status, record.error) == (
-        "boom-1", "/boom", 500, "RuntimeError")
+        "boom-1",
+        "/boom",
+        500,
+        "RuntimeError",
+    )
     # The traceback, logged by the request id middleware, carries the id as well.
     failure = [r for r in caplog.records if r.exc_info and r.name == "service"]
     assert failure and json.loads(logs.JsonFormatter().format(failure[0]))["exc_type"] == (
-        "RuntimeError")
+        "RuntimeError"
+    )
 
 
 @pytest.mark.parametrize("formatter", [logs.JsonFormatter(), logs.TextFormatter()])
 def test_formatters_add_the_request_id_and_extras(formatter):
-    record = logging.LogRecord("service.x", logging.INFO, __file__, 1, "hello %s", ("you",),
-                               None)
+    record = logging.LogRecord("service.x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
     record.session_count = 3
     token = logs.REQUEST_ID.set("rid-7")
     try:

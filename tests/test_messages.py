@@ -19,11 +19,15 @@ from tests.support import create_database, drop_database
 
 S = "/api/v1/sessions"
 
-CMS = {"__name__": "SlidingWindowConversationManager", "removed_message_count": 0,
-       "window_size": 40}
+CMS = {
+    "__name__": "SlidingWindowConversationManager",
+    "removed_message_count": 0,
+    "window_size": 40,
+}
 
 
 # --- helpers shared by every test in this file -------------------------------------------------
+
 
 def check_response(r: httpx.Response) -> None:
     """What API.md promises of every answer: X-Request-ID; errors in the one envelope;
@@ -34,8 +38,11 @@ def check_response(r: httpx.Response) -> None:
         body = r.json()
         assert list(body) == ["error"], body
         err = body["error"]
-        assert {"code", "message", "request_id"} <= set(err) <= {
-            "code", "message", "details", "request_id"}, err
+        assert (
+            {"code", "message", "request_id"}
+            <= set(err)
+            <= {"code", "message", "details", "request_id"}
+        ), err
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", err["code"]), err
         assert isinstance(err["message"], str) and err["message"].strip(), err
         assert err["request_id"] == r.headers["x-request-id"], err
@@ -98,10 +105,8 @@ async def make_session(api: httpx.AsyncClient, sid: str) -> None:
     assert r.status_code == 201, r.text
 
 
-
 async def make_agent(api: httpx.AsyncClient, base: str, aid: str = "a1") -> None:
-    r = await api.post(base, json={"agent_id": aid, "state": {},
-                                   "conversation_manager_state": {}})
+    r = await api.post(base, json={"agent_id": aid, "state": {}, "conversation_manager_state": {}})
     assert r.status_code == 201, r.text
 
 
@@ -115,10 +120,14 @@ async def M(api: httpx.AsyncClient, sid: str, A: str) -> str:
 
 def msg(i: int, text: str | None = None, **extra: object) -> dict:
     """A create body as Strands sends it (SessionMessage.to_dict())."""
-    body: dict = {"message_id": i,
-                  "message": {"role": "user" if i % 2 == 0 else "assistant",
-                              "content": [{"text": text if text is not None else f"m{i}"}]},
-                  "redact_message": None}
+    body: dict = {
+        "message_id": i,
+        "message": {
+            "role": "user" if i % 2 == 0 else "assistant",
+            "content": [{"text": text if text is not None else f"m{i}"}],
+        },
+        "redact_message": None,
+    }
     body.update(extra)
     return body
 
@@ -134,6 +143,7 @@ async def batch(api: httpx.AsyncClient, url: str, messages: list[dict]) -> httpx
 
 
 # --- create one --------------------------------------------------------------------------------
+
 
 async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(api, M):
     r = await api.post(M, json=msg(0))
@@ -159,8 +169,10 @@ async def test_redact_message_may_be_left_out_null_or_a_message(api, M):
 
 
 async def test_client_timestamps_are_ignored(api, M):
-    r = await api.post(M, json=msg(0, created_at="1999-01-01T00:00:00+00:00",
-                                   updated_at="1999-01-01T00:00:00+00:00"))
+    r = await api.post(
+        M,
+        json=msg(0, created_at="1999-01-01T00:00:00+00:00", updated_at="1999-01-01T00:00:00+00:00"),
+    )
     assert r.status_code == 201
     assert not r.json()["created_at"].startswith("1999")
     assert not r.json()["updated_at"].startswith("1999")
@@ -175,14 +187,16 @@ async def test_identical_repeat_answers_200_with_the_stored_resource(api, M):
     assert await ids(api, M) == [0]
 
 
-@pytest.mark.parametrize("other", [
-    msg(0, "different text"),
-    msg(0, redact_message={"role": "user", "content": [{"text": "[redacted]"}]}),
-    {"message_id": 0, "message": {"role": "assistant", "content": [{"text": "m0"}]}},
-    msg(0) | {"message": {"role": "user", "content": [{"text": "m0"}], "tracking_id": "t-1"}},
-])
-async def test_different_content_with_the_same_id_is_409_and_keeps_the_stored_one(
-        api, M, other):
+@pytest.mark.parametrize(
+    "other",
+    [
+        msg(0, "different text"),
+        msg(0, redact_message={"role": "user", "content": [{"text": "[redacted]"}]}),
+        {"message_id": 0, "message": {"role": "assistant", "content": [{"text": "m0"}]}},
+        msg(0) | {"message": {"role": "user", "content": [{"text": "m0"}], "tracking_id": "t-1"}},
+    ],
+)
+async def test_different_content_with_the_same_id_is_409_and_keeps_the_stored_one(api, M, other):
     first = (await api.post(M, json=msg(0))).json()
     error(await api.post(M, json=other), 409, "conflict")
     assert (await api.get(f"{M}/0")).json() == first
@@ -195,28 +209,45 @@ async def test_create_under_a_missing_agent_or_session_is_404(api, sid, A, M):
     error(await api.get(f"{S}/{sid}-missing"), 404, "not_found")
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ({"message_id": 0, "message": {"role": "system", "content": []}}, ["message", "role"]),
-    ({"message_id": 0, "message": {"role": "tool", "content": []}}, ["message", "role"]),
-    ({"message_id": 0, "message": {"content": []}}, ["message", "role"]),
-    ({"message_id": 0, "message": {"role": None, "content": []}}, ["message", "role"]),
-    ({"message_id": 0, "message": {"role": "user"}}, ["message", "content"]),
-    ({"message_id": 0, "message": {"role": "user", "content": "hi"}}, ["message", "content"]),
-    ({"message_id": 0, "message": {"role": "user", "content": {"text": "hi"}}},
-     ["message", "content"]),
-    ({"message_id": 0, "message": {"role": "user", "content": ["hi"]}}, ["message", "content"]),
-    ({"message_id": 0, "message": {"role": "user", "content": [{"text": "a"}, 3]}},
-     ["message", "content"]),
-    ({"message_id": 0, "message": "hello"}, ["message"]),
-    ({"message_id": 0, "message": [{"role": "user", "content": []}]}, ["message"]),
-    ({"message_id": 0}, ["message"]),
-    ({"message_id": 0, "message": {"role": "user", "content": []}, "redact_message": {
-        "role": "system", "content": []}}, ["redact_message", "role"]),
-    ({"message_id": 0, "message": {"role": "user", "content": []}, "redact_message": "x"},
-     ["redact_message"]),
-    ({"message_id": 0, "message": {"role": "user", "content": []}, "redact_message": [1]},
-     ["redact_message"]),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"message_id": 0, "message": {"role": "system", "content": []}}, ["message", "role"]),
+        ({"message_id": 0, "message": {"role": "tool", "content": []}}, ["message", "role"]),
+        ({"message_id": 0, "message": {"content": []}}, ["message", "role"]),
+        ({"message_id": 0, "message": {"role": None, "content": []}}, ["message", "role"]),
+        ({"message_id": 0, "message": {"role": "user"}}, ["message", "content"]),
+        ({"message_id": 0, "message": {"role": "user", "content": "hi"}}, ["message", "content"]),
+        (
+            {"message_id": 0, "message": {"role": "user", "content": {"text": "hi"}}},
+            ["message", "content"],
+        ),
+        ({"message_id": 0, "message": {"role": "user", "content": ["hi"]}}, ["message", "content"]),
+        (
+            {"message_id": 0, "message": {"role": "user", "content": [{"text": "a"}, 3]}},
+            ["message", "content"],
+        ),
+        ({"message_id": 0, "message": "hello"}, ["message"]),
+        ({"message_id": 0, "message": [{"role": "user", "content": []}]}, ["message"]),
+        ({"message_id": 0}, ["message"]),
+        (
+            {
+                "message_id": 0,
+                "message": {"role": "user", "content": []},
+                "redact_message": {"role": "system", "content": []},
+            },
+            ["redact_message", "role"],
+        ),
+        (
+            {"message_id": 0, "message": {"role": "user", "content": []}, "redact_message": "x"},
+            ["redact_message"],
+        ),
+        (
+            {"message_id": 0, "message": {"role": "user", "content": []}, "redact_message": [1]},
+            ["redact_message"],
+        ),
+    ],
+)
 async def test_invalid_messages_are_422_naming_the_field(api, M, body, words):
     error(await api.post(M, json=body), 422, "invalid_request", *words)
     assert await ids(api, M) == []
@@ -224,18 +255,21 @@ async def test_invalid_messages_are_422_naming_the_field(api, M, body, words):
 
 async def test_extra_keys_are_kept_in_order(api, M):
     message = {
-        "content": [{"toolUse": {"toolUseId": "t1", "name": "calc",
-                                 "input": {"z": 1, "a": [3, 2, 1]}}},
-                    {"text": "x", "citations": None}],
+        "content": [
+            {"toolUse": {"toolUseId": "t1", "name": "calc", "input": {"z": 1, "a": [3, 2, 1]}}},
+            {"text": "x", "citations": None},
+        ],
         "role": "assistant",
         "tracking_id": "trk-42",
-        "metadata": {"usage": {"outputTokens": 5, "inputTokens": 9}, "latencyMs": 12,
-                     "custom": {"b": 1, "a": 2}},
+        "metadata": {
+            "usage": {"outputTokens": 5, "inputTokens": 9},
+            "latencyMs": 12,
+            "custom": {"b": 1, "a": 2},
+        },
     }
     r = await api.post(M, json={"message_id": 0, "message": message})
     assert r.status_code == 201
-    for body in (r.json(), (await api.get(f"{M}/0")).json(),
-                 (await api.get(M)).json()["items"][0]):
+    for body in (r.json(), (await api.get(f"{M}/0")).json(), (await api.get(M)).json()["items"][0]):
         stored = body["message"]
         assert stored == message
         assert list(stored) == ["content", "role", "tracking_id", "metadata"]
@@ -246,14 +280,35 @@ async def test_extra_keys_are_kept_in_order(api, M):
 
 
 async def test_message_values_come_back_exactly(api, M):
-    message = {"role": "user", "content": [
-        {"text": "nul\u0000here \U0001f600 \u00e9"},
-        {"toolResult": {"toolUseId": "t", "status": "success",
-                        "content": [{"json": {"big": 2**63 - 1, "neg": -(2**63),
-                                              "beyond": 2**53 + 1, "f": 0.1, "e": 1e-300}}]}},
-        {"image": {"format": "png", "source": {"bytes": {"__bytes_encoded__": True,
-                                                          "data": "iVBORw0KGgo="}}}},
-    ]}
+    message = {
+        "role": "user",
+        "content": [
+            {"text": "nul\u0000here \U0001f600 \u00e9"},
+            {
+                "toolResult": {
+                    "toolUseId": "t",
+                    "status": "success",
+                    "content": [
+                        {
+                            "json": {
+                                "big": 2**63 - 1,
+                                "neg": -(2**63),
+                                "beyond": 2**53 + 1,
+                                "f": 0.1,
+                                "e": 1e-300,
+                            }
+                        }
+                    ],
+                }
+            },
+            {
+                "image": {
+                    "format": "png",
+                    "source": {"bytes": {"__bytes_encoded__": True, "data": "iVBORw0KGgo="}},
+                }
+            },
+        ],
+    }
     r = await api.post(M, json={"message_id": 0, "message": message})
     assert r.status_code == 201
     got = (await api.get(f"{M}/0")).json()["message"]
@@ -276,6 +331,7 @@ async def test_nan_is_refused(api, M):
 
 
 # --- message_id bounds --------------------------------------------------------------------------
+
 
 async def test_message_id_bounds_in_the_body(api, M):
     assert (await api.post(M, json=msg(0))).status_code == 201
@@ -300,8 +356,12 @@ async def test_message_id_bounds_in_the_path(api, M):
     error(await api.get(f"{M}/0"), 404, "not_found")
     for bad in ("-1", "2147483648", "9223372036854775808", "99999999999999999999999"):
         error(await api.get(f"{M}/{bad}"), 422, "invalid_id", "message_id")
-        error(await api.put(f"{M}/{bad}", json={"message": {"role": "user", "content": []}}),
-              422, "invalid_id", "message_id")
+        error(
+            await api.put(f"{M}/{bad}", json={"message": {"role": "user", "content": []}}),
+            422,
+            "invalid_id",
+            "message_id",
+        )
         error(await api.delete(f"{M}/{bad}"), 422, "invalid_id", "message_id")
     for bad in ("abc", "1.5", "%20"):
         r = await api.get(f"{M}/{bad}")
@@ -315,10 +375,12 @@ async def test_message_ids_belong_to_their_agent(api, sid, A, M):
     assert r.status_code == 201
     assert (await api.get(f"{M}/0")).json()["message"]["content"] == [{"text": "for a1"}]
     assert (await api.get(f"{A}/a2/messages/0")).json()["message"]["content"] == [
-        {"text": "for a2"}]
+        {"text": "for a2"}
+    ]
 
 
 # --- read, replace, delete ---------------------------------------------------------------------
+
 
 async def test_read_missing_message_agent_or_session_is_404(api, sid, A, M):
     error(await api.get(f"{M}/0"), 404, "not_found")
@@ -329,9 +391,11 @@ async def test_read_missing_message_agent_or_session_is_404(api, sid, A, M):
 
 async def test_put_sets_message_and_redaction_keeps_created_at_bumps_version(api, M):
     created = (await api.post(M, json=msg(0, tracking_id="x"))).json()
-    new = {"message": {"role": "user", "content": [{"text": "secret"}], "tracking_id": "t"},
-           "redact_message": {"role": "user", "content": [{"text": "[redacted]"}]},
-           "created_at": "1999-01-01T00:00:00+00:00"}
+    new = {
+        "message": {"role": "user", "content": [{"text": "secret"}], "tracking_id": "t"},
+        "redact_message": {"role": "user", "content": [{"text": "[redacted]"}]},
+        "created_at": "1999-01-01T00:00:00+00:00",
+    }
     r = await api.put(f"{M}/0", json=new)
     assert r.status_code == 200
     assert r.headers["etag"] == '"2"'
@@ -373,15 +437,31 @@ async def test_put_never_creates(api, sid, A, M):
 
 async def test_put_validates_like_post(api, M):
     created = (await api.post(M, json=msg(0))).json()
-    error(await api.put(f"{M}/0", json={"message": {"role": "system", "content": []}}), 422,
-          "invalid_request", "role")
-    error(await api.put(f"{M}/0", json={"message": {"role": "user", "content": "x"}}), 422,
-          "invalid_request", "content")
-    error(await api.put(f"{M}/0", json={"redact_message": None}), 422, "invalid_request",
-          "message")
-    error(await api.put(f"{M}/0", json={"message": {"role": "user", "content": []},
-                                         "redact_message": {"role": "x", "content": []}}),
-          422, "invalid_request", "redact_message")
+    error(
+        await api.put(f"{M}/0", json={"message": {"role": "system", "content": []}}),
+        422,
+        "invalid_request",
+        "role",
+    )
+    error(
+        await api.put(f"{M}/0", json={"message": {"role": "user", "content": "x"}}),
+        422,
+        "invalid_request",
+        "content",
+    )
+    error(await api.put(f"{M}/0", json={"redact_message": None}), 422, "invalid_request", "message")
+    error(
+        await api.put(
+            f"{M}/0",
+            json={
+                "message": {"role": "user", "content": []},
+                "redact_message": {"role": "x", "content": []},
+            },
+        ),
+        422,
+        "invalid_request",
+        "redact_message",
+    )
     got = await api.get(f"{M}/0")
     assert got.json() == created and got.headers["etag"] == '"1"'
 
@@ -403,14 +483,21 @@ async def test_delete_answers_204_then_404(api, sid, A, M):
 async def test_if_match_and_if_none_match(api, M):
     await api.post(M, json=msg(0))
     body = {"message": {"role": "user", "content": [{"text": "v2"}]}}
-    error(await api.put(f"{M}/0", json=body, headers={"If-Match": '"5"'}), 412,
-          "precondition_failed")
-    error(await api.put(f"{M}/0", json=body, headers={"If-Match": "nonsense"}), 412,
-          "precondition_failed")
+    error(
+        await api.put(f"{M}/0", json=body, headers={"If-Match": '"5"'}), 412, "precondition_failed"
+    )
+    error(
+        await api.put(f"{M}/0", json=body, headers={"If-Match": "nonsense"}),
+        412,
+        "precondition_failed",
+    )
     ok = await api.put(f"{M}/0", json=body, headers={"If-Match": '"1"'})
     assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
-    error(await api.put(f"{M}/0", json=msg(0), headers={"If-Match": '"1"'}), 412,
-          "precondition_failed")
+    error(
+        await api.put(f"{M}/0", json=msg(0), headers={"If-Match": '"1"'}),
+        412,
+        "precondition_failed",
+    )
     assert (await api.get(f"{M}/0")).json()["message"] == body["message"]
 
     nm = await api.get(f"{M}/0", headers={"If-None-Match": '"2"'})
@@ -439,9 +526,13 @@ async def test_concurrent_identical_creates_store_one_message(api, M):
 
 # --- batch -------------------------------------------------------------------------------------
 
+
 async def test_batch_answers_201_with_the_stored_messages(api, A, M):
-    sent = [msg(0), msg(1, redact_message={"role": "assistant", "content": []}),
-            msg(2, tracking_id="ignored-top-level")]
+    sent = [
+        msg(0),
+        msg(1, redact_message={"role": "assistant", "content": []}),
+        msg(2, tracking_id="ignored-top-level"),
+    ]
     r = await batch(api, M, sent)
     assert r.status_code == 201
     items = r.json()["items"]
@@ -481,8 +572,7 @@ async def test_batch_is_all_or_nothing_on_a_conflict(api, A, M):
 async def test_batch_is_all_or_nothing_on_an_invalid_item(api, M):
     bad = {"message_id": 1, "message": {"role": "system", "content": []}}
     # the message names the item as well as the field
-    error(await batch(api, M, [msg(0), bad, msg(2)]), 422, "invalid_request", "messages.1",
-          "role")
+    error(await batch(api, M, [msg(0), bad, msg(2)]), 422, "invalid_request", "messages.1", "role")
     bad_content = {"message_id": 1, "message": {"role": "user", "content": "x"}}
     error(await batch(api, M, [msg(0), bad_content, msg(2)]), 422, "invalid_request", "content")
     error(await batch(api, M, [msg(0), "not an object"]), 422, "invalid_request")
@@ -499,8 +589,9 @@ async def test_batch_size_bounds(api, A, M):
     error(await batch(api, M, []), 422, "invalid_request", "messages")
     error(await batch(api, M, [msg(i) for i in range(1001)]), 422, "invalid_request", "messages")
     error(await api.post(f"{M}/batch", json={}), 422, "invalid_request", "messages")
-    error(await api.post(f"{M}/batch", json={"messages": msg(0)}), 422, "invalid_request",
-          "messages")
+    error(
+        await api.post(f"{M}/batch", json={"messages": msg(0)}), 422, "invalid_request", "messages"
+    )
     error(await api.post(f"{M}/batch", json=[msg(0)]), 422, "invalid_request")
     assert await ids(api, M) == []
     full = await batch(api, M, [msg(i) for i in range(1000)])
@@ -518,6 +609,7 @@ async def test_batch_to_a_missing_agent_or_session_is_404(api, sid, A, M):
 
 
 # --- list --------------------------------------------------------------------------------------
+
 
 async def test_list_of_an_agent_without_messages_and_of_missing_parents(api, sid, A, M):
     r = await api.get(M)
@@ -559,8 +651,9 @@ async def test_cursor_pages_cover_everything_once(api, M):
     await batch(api, M, [msg(i) for i in range(10)])
     seen, cursor, pages = [], None, 0
     while True:
-        body = (await api.get(M, params={"limit": 3} | ({"cursor": cursor} if cursor else {}))
-                ).json()
+        body = (
+            await api.get(M, params={"limit": 3} | ({"cursor": cursor} if cursor else {}))
+        ).json()
         seen += [m["message_id"] for m in body["items"]]
         pages += 1
         cursor = body["next_cursor"]
@@ -646,8 +739,11 @@ async def test_order_desc(api, M):
     assert await ids(api, M, order="asc") == list(range(7))
     seen, cursor = [], None
     while True:
-        body = (await api.get(M, params={"order": "desc", "limit": 3}
-                              | ({"cursor": cursor} if cursor else {}))).json()
+        body = (
+            await api.get(
+                M, params={"order": "desc", "limit": 3} | ({"cursor": cursor} if cursor else {})
+            )
+        ).json()
         seen += [m["message_id"] for m in body["items"]]
         cursor = body["next_cursor"]
         if cursor is None:
@@ -669,8 +765,11 @@ async def test_cursors_only_work_for_the_list_that_issued_them(api, sid, A, M):
     # the same agent in another session
     await make_session(api, f"{sid}-2")
     await make_agent(api, f"{S}/{sid}-2/agents", "a1")
-    error(await api.get(f"{S}/{sid}-2/agents/a1/messages", params={"cursor": cursor}), 422,
-          "invalid_request")
+    error(
+        await api.get(f"{S}/{sid}-2/agents/a1/messages", params={"cursor": cursor}),
+        422,
+        "invalid_request",
+    )
     # the agents list's cursor, and the other order's
     agents_cursor = (await api.get(A, params={"limit": 1})).json()["next_cursor"]
     error(await api.get(M, params={"cursor": agents_cursor}), 422, "invalid_request")

@@ -18,7 +18,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of an exposition, keyed by name and sorted labels."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
 
 
@@ -42,16 +43,25 @@ async def test_requests_are_labelled_by_route_template_and_counted(client):
     assert (await client.patch("/api/v1/sessions/m-1")).status_code == 405
 
     first = await scrape(client)
-    routes = {dict(labels).get("route") for name, labels in first
-              if name.startswith("http_request")}
+    routes = {
+        dict(labels).get("route") for name, labels in first if name.startswith("http_request")
+    }
     assert SESSION in routes and "/api/v1/sessions" in routes and "unmatched" in routes
     assert not [r for r in routes if r and ("m-1" in r or "absent" in r)]  # never raw paths
     assert value(first, "http_requests_total", method="GET", route=SESSION, status="200") == 2
     assert value(first, "http_requests_total", method="GET", route=SESSION, status="404") == 1
     assert value(first, "http_requests_total", method="PATCH", route=SESSION, status="405") == 1
     assert value(first, "http_requests_total", method="GET", route="unmatched", status="404") == 1
-    assert value(first, "http_request_duration_seconds_count", method="POST",
-                 route="/api/v1/sessions", status="201") == 1
+    assert (
+        value(
+            first,
+            "http_request_duration_seconds_count",
+            method="POST",
+            route="/api/v1/sessions",
+            status="201",
+        )
+        == 1
+    )
     assert value(first, "http_requests_in_flight") == 1  # the scrape itself
 
     await client.get("/api/v1/sessions/m-1")
@@ -85,20 +95,32 @@ async def test_metrics_need_a_key_only_when_configured(database_url):
     async with app_client(create_app(keyed, dsn=database_url)) as http:
         refused = await http.get("/metrics")
         assert refused.status_code == 401
-        assert (await http.get("/metrics", headers={"authorization": "Bearer k-metrics"})
-                ).status_code == 200
+        assert (
+            await http.get("/metrics", headers={"authorization": "Bearer k-metrics"})
+        ).status_code == 200
         # The refused request was still measured, under its route.
         text = (await http.get("/metrics", headers={"authorization": "Bearer k-metrics"})).text
-        assert value(samples(text), "http_requests_total", method="GET", route="/metrics",
-                     status="401") == 1
-    async with app_client(create_app(make_settings(api_keys="k-metrics"), dsn=database_url)
-                          ) as http:
+        assert (
+            value(
+                samples(text), "http_requests_total", method="GET", route="/metrics", status="401"
+            )
+            == 1
+        )
+    async with app_client(
+        create_app(make_settings(api_keys="k-metrics"), dsn=database_url)
+    ) as http:
         assert (await http.get("/metrics")).status_code == 200
 
 
 def test_several_workers_report_one_sum(service_process, database_url):
-    proc = service_process({"DATABASE_URL": database_url, "WORKERS": "2",
-                            "PROMETHEUS_MULTIPROC_DIR": "", "DB_POOL_MIN_SIZE": "2"})
+    proc = service_process(
+        {
+            "DATABASE_URL": database_url,
+            "WORKERS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": "",
+            "DB_POOL_MIN_SIZE": "2",
+        }
+    )
     sent = 60
 
     def one(_: int) -> int:
@@ -118,5 +140,7 @@ def test_several_workers_report_one_sum(service_process, database_url):
     assert value(scraped, "db_pool_max") == 20 and value(scraped, "db_pool_min") == 4
     for _ in range(6):  # whichever worker answers the scrape, the total is the same
         scraped = samples(httpx.get(proc.url + "/metrics").text)
-        assert value(scraped, "http_requests_total", method="GET", route="/health/live",
-                     status="200") == sent
+        assert (
+            value(scraped, "http_requests_total", method="GET", route="/health/live", status="200")
+            == sent
+        )

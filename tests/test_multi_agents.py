@@ -17,11 +17,15 @@ from tests.support import create_database, drop_database
 
 S = "/api/v1/sessions"
 
-CMS = {"__name__": "SlidingWindowConversationManager", "removed_message_count": 0,
-       "window_size": 40}
+CMS = {
+    "__name__": "SlidingWindowConversationManager",
+    "removed_message_count": 0,
+    "window_size": 40,
+}
 
 
 # --- helpers shared by every test in this file -------------------------------------------------
+
 
 def check_response(r: httpx.Response) -> None:
     """What API.md promises of every answer: X-Request-ID; errors in the one envelope;
@@ -32,8 +36,11 @@ def check_response(r: httpx.Response) -> None:
         body = r.json()
         assert list(body) == ["error"], body
         err = body["error"]
-        assert {"code", "message", "request_id"} <= set(err) <= {
-            "code", "message", "details", "request_id"}, err
+        assert (
+            {"code", "message", "request_id"}
+            <= set(err)
+            <= {"code", "message", "details", "request_id"}
+        ), err
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", err["code"]), err
         assert isinstance(err["message"], str) and err["message"].strip(), err
         assert err["request_id"] == r.headers["x-request-id"], err
@@ -96,17 +103,27 @@ async def make_session(api: httpx.AsyncClient, sid: str) -> None:
     assert r.status_code == 201, r.text
 
 
-
 def graph_state(status: str = "executing", **over: object) -> dict:
     """Shaped like strands.multiagent.Graph.serialize_state()."""
     state: dict = {
-        "type": "graph", "id": "default_graph", "status": status,
-        "completed_nodes": ["research"], "failed_nodes": [],
-        "node_results": {"research": {"result": {"type": "agent_result", "stop_reason": "end_turn",
-                                                 "message": {"role": "assistant",
-                                                             "content": [{"text": "done"}]}},
-                                      "execution_time": 12, "status": "completed"}},
-        "next_nodes_to_execute": ["write"], "current_task": "Write a report",
+        "type": "graph",
+        "id": "default_graph",
+        "status": status,
+        "completed_nodes": ["research"],
+        "failed_nodes": [],
+        "node_results": {
+            "research": {
+                "result": {
+                    "type": "agent_result",
+                    "stop_reason": "end_turn",
+                    "message": {"role": "assistant", "content": [{"text": "done"}]},
+                },
+                "execution_time": 12,
+                "status": "completed",
+            }
+        },
+        "next_nodes_to_execute": ["write"],
+        "current_task": "Write a report",
         "execution_order": ["research"],
     }
     state.update(over)
@@ -127,6 +144,7 @@ async def make(api: httpx.AsyncClient, G: str, mid: str = "g1", **over: object) 
 
 # --- create ------------------------------------------------------------------------------------
 
+
 async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(api, sid, G):
     await make_session(api, sid)
     r = await api.post(G, json=doc())
@@ -144,8 +162,9 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
 
 async def test_client_timestamps_are_ignored(api, sid, G):
     await make_session(api, sid)
-    body = await make(api, G, created_at="1999-01-01T00:00:00+00:00",
-                      updated_at="1999-01-01T00:00:00+00:00")
+    body = await make(
+        api, G, created_at="1999-01-01T00:00:00+00:00", updated_at="1999-01-01T00:00:00+00:00"
+    )
     assert not body["created_at"].startswith("1999")
     assert not body["updated_at"].startswith("1999")
 
@@ -187,20 +206,41 @@ async def test_missing_fields_and_bad_bodies_are_422(api, sid, G):
     error(await api.post(G, json={"multi_agent_id": "g1"}), 422, "invalid_request", "state")
     error(await api.post(G, json={"state": {}}), 422, "invalid_id", "multi_agent_id")
     error(await api.post(G, json=[doc()]), 422, "invalid_request")
-    error(await api.post(G, content=b'{"multi_agent_id": "g1", "state": {"x": Infinity}}',
-                         headers={"Content-Type": "application/json"}), 422, "invalid_request")
-    error(await api.post(G, content=b'{"multi_agent_id": ', headers={
-        "Content-Type": "application/json"}), 422, "invalid_request")
-    error(await api.post(G, content=b"g1", headers={"Content-Type": "text/plain"}), 415,
-          "unsupported_media_type")
+    error(
+        await api.post(
+            G,
+            content=b'{"multi_agent_id": "g1", "state": {"x": Infinity}}',
+            headers={"Content-Type": "application/json"},
+        ),
+        422,
+        "invalid_request",
+    )
+    error(
+        await api.post(
+            G, content=b'{"multi_agent_id": ', headers={"Content-Type": "application/json"}
+        ),
+        422,
+        "invalid_request",
+    )
+    error(
+        await api.post(G, content=b"g1", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
     error(await api.get(f"{G}/g1"), 404, "not_found")
 
 
 async def test_state_needs_no_particular_keys_and_comes_back_exactly(api, sid, G):
     await make_session(api, sid)
     assert (await make(api, G, "empty", state={}))["state"] == {}
-    state = {"z": "nul\u0000 \U0001f600", "big": 2**63 - 1, "beyond": 2**53 + 1, "f": 0.1,
-             "bytes": {"__bytes_encoded__": True, "data": "AAE="}, "a": {"y": 1, "x": 2}}
+    state = {
+        "z": "nul\u0000 \U0001f600",
+        "big": 2**63 - 1,
+        "beyond": 2**53 + 1,
+        "f": 0.1,
+        "bytes": {"__bytes_encoded__": True, "data": "AAE="},
+        "a": {"y": 1, "x": 2},
+    }
     body = await make(api, G, "odd", state=state)
     got = (await api.get(f"{G}/odd")).json()
     for stored in (body["state"], got["state"]):
@@ -245,6 +285,7 @@ async def test_states_of_different_sessions_are_separate(api, sid, G):
 
 # --- read, replace, delete ---------------------------------------------------------------------
 
+
 async def test_read_missing_state_or_session_is_404(api, sid, G):
     error(await api.get(f"{G}/g1"), 404, "not_found")
     await make_session(api, sid)
@@ -256,8 +297,7 @@ async def test_read_missing_state_or_session_is_404(api, sid, G):
 async def test_put_replaces_state_bumps_version_keeps_created_at(api, sid, G):
     await make_session(api, sid)
     created = await make(api, G)
-    new = graph_state("completed", completed_nodes=["research", "write"],
-                      next_nodes_to_execute=[])
+    new = graph_state("completed", completed_nodes=["research", "write"], next_nodes_to_execute=[])
     r = await api.put(f"{G}/g1", json={"state": new, "created_at": "1999-01-01T00:00:00Z"})
     assert r.status_code == 200
     assert r.headers["etag"] == '"2"'
@@ -277,8 +317,9 @@ async def test_put_never_creates(api, sid, G):
     error(await api.put(f"{G}/g1", json=doc()), 404, "not_found")
     await make_session(api, sid)
     error(await api.put(f"{G}/g1", json=doc()), 404, "not_found")
-    error(await api.put(f"{G}/g1", json={"state": {}}, headers={"If-Match": '"1"'}), 404,
-          "not_found")
+    error(
+        await api.put(f"{G}/g1", json={"state": {}}, headers={"If-Match": '"1"'}), 404, "not_found"
+    )
     error(await api.get(f"{G}/g1"), 404, "not_found")
     assert (await api.post(G, json=doc())).status_code == 201
 
@@ -298,8 +339,11 @@ async def test_put_state_must_be_an_object(api, sid, G):
     for state in ([1], "s", None):
         error(await api.put(f"{G}/g1", json={"state": state}), 422, "invalid_request", "state")
     error(await api.put(f"{G}/g1", json={}), 422, "invalid_request", "state")
-    error(await api.put(f"{G}/g1", content=b"{}", headers={"Content-Type": "text/plain"}), 415,
-          "unsupported_media_type")
+    error(
+        await api.put(f"{G}/g1", content=b"{}", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
     got = await api.get(f"{G}/g1")
     assert got.json() == created and got.headers["etag"] == '"1"'
 
@@ -307,14 +351,23 @@ async def test_put_state_must_be_an_object(api, sid, G):
 async def test_if_match_and_if_none_match(api, sid, G):
     await make_session(api, sid)
     await make(api, G)
-    error(await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": '"9"'}), 412,
-          "precondition_failed")
-    error(await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": "1"}), 412,
-          "precondition_failed")
+    error(
+        await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": '"9"'}),
+        412,
+        "precondition_failed",
+    )
+    error(
+        await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": "1"}),
+        412,
+        "precondition_failed",
+    )
     ok = await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": '"1"'})
     assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
-    error(await api.put(f"{G}/g1", json={"state": {"v": 3}}, headers={"If-Match": '"1"'}), 412,
-          "precondition_failed")
+    error(
+        await api.put(f"{G}/g1", json={"state": {"v": 3}}, headers={"If-Match": '"1"'}),
+        412,
+        "precondition_failed",
+    )
     assert (await api.get(f"{G}/g1")).json()["state"] == {"v": 2}
 
     nm = await api.get(f"{G}/g1", headers={"If-None-Match": '"2"'})

@@ -43,12 +43,16 @@ class Tally:
 
 
 def message(writer: int, n: int) -> dict:
-    return {"role": "user", "content": [{"text": f"writer {writer} message {n} \u0000 ✓"}],
-            "metadata": {"n": n, "big": 2**60 + n}}
+    return {
+        "role": "user",
+        "content": [{"text": f"writer {writer} message {n} \u0000 ✓"}],
+        "metadata": {"n": n, "big": 2**60 + n},
+    }
 
 
-async def writer(http: httpx.AsyncClient, w: int, tally: Tally, until: float,
-                 restarted: asyncio.Event) -> None:
+async def writer(
+    http: httpx.AsyncClient, w: int, tally: Tally, until: float, restarted: asyncio.Event
+) -> None:
     n = 0
     while time.monotonic() < until:
         body = {"message_id": n, "message": message(w, n)}
@@ -80,18 +84,22 @@ async def writer(http: httpx.AsyncClient, w: int, tally: Tally, until: float,
 async def test_writers_lose_nothing_while_postgres_stops_and_starts(own_postgres, service_process):
     server, dsn = own_postgres
     proc = service_process({"DATABASE_URL": dsn, "DB_CONNECT_DEADLINE_SECONDS": "30"})
-    async with httpx.AsyncClient(base_url=proc.url, timeout=20,
-                                 limits=httpx.Limits(max_connections=WRITERS + 2)) as http:
+    async with httpx.AsyncClient(
+        base_url=proc.url, timeout=20, limits=httpx.Limits(max_connections=WRITERS + 2)
+    ) as http:
         assert (await http.post(S, json={"session_id": "drill"})).status_code == 201
         for w in range(WRITERS):
-            r = await http.post(f"{S}/drill/agents", json={
-                "agent_id": f"w{w}", "state": {}, "conversation_manager_state": {}})
+            r = await http.post(
+                f"{S}/drill/agents",
+                json={"agent_id": f"w{w}", "state": {}, "conversation_manager_state": {}},
+            )
             assert r.status_code == 201
 
         tally, restarted = Tally(), asyncio.Event()
         until = time.monotonic() + 3 + OUTAGE_SECONDS + 6
-        writers = [asyncio.create_task(writer(http, w, tally, until, restarted))
-                   for w in range(WRITERS)]
+        writers = [
+            asyncio.create_task(writer(http, w, tally, until, restarted)) for w in range(WRITERS)
+        ]
         await asyncio.sleep(3)
         await asyncio.to_thread(server.stop)
         stopped_at = time.monotonic()
@@ -129,12 +137,14 @@ async def test_writers_lose_nothing_while_postgres_stops_and_starts(own_postgres
             ids = [m["message_id"] for m in page.json()["items"]]
             assert ids == list(range(len(ids)))  # dense: nothing half-written, no gaps
             listed += len(ids)
-        print(f"\noutage drill: attempted={tally.attempted} acknowledged="
-              f"{len(tally.acknowledged)} found={found} stored={listed} 503s={tally.unavailable}"
-              f" outage={restart_at - stopped_at:.1f}s ready_after_restart={ready_after:.2f}s"
-              f" first_write_after_restart="
-              f"{tally.first_success_after_restart - restart_at:.2f}s"
-              f" slowest_answer={tally.slowest:.2f}s")
+        print(
+            f"\noutage drill: attempted={tally.attempted} acknowledged="
+            f"{len(tally.acknowledged)} found={found} stored={listed} 503s={tally.unavailable}"
+            f" outage={restart_at - stopped_at:.1f}s ready_after_restart={ready_after:.2f}s"
+            f" first_write_after_restart="
+            f"{tally.first_success_after_restart - restart_at:.2f}s"
+            f" slowest_answer={tally.slowest:.2f}s"
+        )
         # A write may commit while its answer is lost to the outage; it is then stored without
         # an acknowledgement, and its retry (same id, same body) answers 200.
         assert listed >= len(tally.acknowledged)

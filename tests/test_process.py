@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import httpx
-
-from service import migrate
 
 from tests.support import ROOT, free_port
 
@@ -18,9 +15,14 @@ STOPPED = (0,)  # a graceful stop on SIGTERM exits 0
 
 
 def run_module(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service", *args], cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_serves_crud_and_stops_cleanly_on_sigterm(service_process, empty_database_url):
@@ -43,8 +45,9 @@ def test_migrate_command_applies_then_has_nothing_to_do(empty_database_url):
 
 
 def test_not_ready_until_migrated(service_process, empty_database_url):
-    proc = service_process({"DATABASE_URL": empty_database_url, "MIGRATE_ON_START": "false"},
-                           wait=False)
+    proc = service_process(
+        {"DATABASE_URL": empty_database_url, "MIGRATE_ON_START": "false"}, wait=False
+    )
     with httpx.Client(base_url=proc.url) as http:
         ready = None
         for _ in range(200):  # until it is up and connected: then only the schema is missing
@@ -75,10 +78,13 @@ def test_a_bad_setting_stops_start_up_with_one_line_naming_it():
 
 def test_unreachable_database_gives_up_without_leaking_the_password():
     port = free_port()  # nothing listens there
-    result = run_module(env={
-        "DATABASE_URL": f"postgresql://app:s3cr3t-pw@127.0.0.1:{port}/db",
-        "DB_CONNECT_DEADLINE_SECONDS": "2", "PORT": str(free_port()),
-    })
+    result = run_module(
+        env={
+            "DATABASE_URL": f"postgresql://app:s3cr3t-pw@127.0.0.1:{port}/db",
+            "DB_CONNECT_DEADLINE_SECONDS": "2",
+            "PORT": str(free_port()),
+        }
+    )
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert "s3cr3t-pw" not in output

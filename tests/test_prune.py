@@ -76,8 +76,9 @@ async def test_prune_removes_exactly_the_sessions_inactive_for_that_long(databas
 
 @pytest.mark.parametrize("age", ["30", "1.5h", "3x", "99999999d"])
 def test_a_bad_age_exits_2_saying_why(age):
-    result = run_module("prune", "--older-than", age,
-                        env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    result = run_module(
+        "prune", "--older-than", age, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    )
     assert result.returncode == 2
     assert "--older-than" in result.stderr
     assert "age" in result.stderr and "d" in result.stderr

@@ -14,7 +14,10 @@ async def test_every_named_query_prepares_against_the_migrated_schema(database_u
     try:
         await init_connection(conn)
         for name, sql in Q.items():
-            await conn.prepare(sql)
+            try:
+                await conn.prepare(sql)
+            except asyncpg.PostgresError as exc:
+                pytest.fail(f"query {name} does not prepare: {exc}")
     finally:
         await conn.close()
 
@@ -33,23 +36,29 @@ async def _plan(conn: asyncpg.Connection, sql: str, *args: object) -> str:
     return "\n".join(r[0] for r in rows)
 
 
-@pytest.mark.parametrize("name,args", [
-    ("list_messages_asc", ("s", "a", None, 0, 101)),
-    ("list_messages_asc", ("s", "a", 5000, 0, 101)),
-    ("list_messages_desc", ("s", "a", 5000, 0, 101)),
-    ("read_message", ("s", "a", 7)),
-])
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("list_messages_asc", ("s", "a", None, 0, 101)),
+        ("list_messages_asc", ("s", "a", 5000, 0, 101)),
+        ("list_messages_desc", ("s", "a", 5000, 0, 101)),
+        ("read_message", ("s", "a", 7)),
+    ],
+)
 async def test_message_queries_use_the_primary_key(database_url, name, args):
     conn = await asyncpg.connect(database_url)
     try:
         await init_connection(conn)
         await conn.execute("INSERT INTO sessions (session_id, session_type) VALUES ('s','AGENT')")
-        await conn.execute("INSERT INTO agents (session_id, agent_id, state,"
-                           " conversation_manager_state) VALUES ('s','a','{}','{}')")
+        await conn.execute(
+            "INSERT INTO agents (session_id, agent_id, state,"
+            " conversation_manager_state) VALUES ('s','a','{}','{}')"
+        )
         await conn.execute(
             "INSERT INTO messages (session_id, agent_id, message_id, role, content_types,"
             " message) SELECT 's', 'a', g, 'user', '{text}', '{\"role\":\"user\"}'"
-            " FROM generate_series(0, 9999) g")
+            " FROM generate_series(0, 9999) g"
+        )
         await conn.execute("ANALYZE messages")
         plan = await _plan(conn, Q[name], *args)
         assert "messages_pkey" in plan, plan

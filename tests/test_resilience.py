@@ -10,7 +10,6 @@ import time
 
 import httpx
 import psycopg
-import pytest
 
 from service.listener import APPLICATION_NAME
 from tests.conftest import app_client
@@ -30,25 +29,35 @@ async def test_a_stalled_row_answers_503_with_retry_after(app_factory, database_
         with psycopg.connect(database_url) as blocker:
             blocker.execute("SELECT 1 FROM agents WHERE agent_id = 'a' FOR UPDATE")
             started = time.monotonic()
-            r = await http.put(f"{S}/s/agents/a", json={"state": {"n": 1},
-                                                        "conversation_manager_state": {}})
+            r = await http.put(
+                f"{S}/s/agents/a", json={"state": {"n": 1}, "conversation_manager_state": {}}
+            )
             assert r.status_code == 503 and r.headers["retry-after"]
             assert r.json()["error"]["code"] == "service_unavailable"
             assert time.monotonic() - started < 5
-        ok = await http.put(f"{S}/s/agents/a", json={"state": {"n": 2},
-                                                     "conversation_manager_state": {}})
+        ok = await http.put(
+            f"{S}/s/agents/a", json={"state": {"n": 2}, "conversation_manager_state": {}}
+        )
         assert ok.status_code == 200 and ok.json()["state"] == {"n": 2}
 
 
 async def test_a_saturated_pool_answers_503_then_recovers(app_factory, database_url):
-    settings = {"db_pool_min_size": 1, "db_pool_max_size": 1, "db_acquire_timeout_seconds": 0.3,
-                "db_statement_timeout_seconds": 5, "db_retry_attempts": 2}
+    settings = {
+        "db_pool_min_size": 1,
+        "db_pool_max_size": 1,
+        "db_acquire_timeout_seconds": 0.3,
+        "db_statement_timeout_seconds": 5,
+        "db_retry_attempts": 2,
+    }
     async with app_client(app_factory(**settings)) as http:
         await seed(http)
         with psycopg.connect(database_url) as blocker:
             blocker.execute("SELECT 1 FROM agents WHERE agent_id = 'a' FOR UPDATE")
-            held = asyncio.create_task(http.put(f"{S}/s/agents/a", json={
-                "state": {"n": 1}, "conversation_manager_state": {}}))
+            held = asyncio.create_task(
+                http.put(
+                    f"{S}/s/agents/a", json={"state": {"n": 1}, "conversation_manager_state": {}}
+                )
+            )
             await asyncio.sleep(0.3)  # the only connection now waits on the row lock
             r = await http.get(f"{S}/s")
             assert r.status_code == 503 and r.headers["retry-after"]
@@ -78,8 +87,9 @@ async def test_data_errors_are_not_retried(app_factory):
         await seed(http)
         db = app.state.services.db
         before = db.retries
-        r = await http.post(f"{S}/s/agents", json={**AGENT, "agent_id": "b",
-                                                   "state": {"t": "x\u0000"}})
+        r = await http.post(
+            f"{S}/s/agents", json={**AGENT, "agent_id": "b", "state": {"t": "x\u0000"}}
+        )
         assert r.status_code == 201  # \u0000 is fine in json
         assert db.retries == before
 
@@ -97,8 +107,11 @@ async def test_listener_loss_clears_the_cache_and_it_comes_back(app_factory, dat
         assert svc.cache.figures()["entries"] == 1
         reconnects = svc.listener.reconnects
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                         " WHERE application_name = %s", (APPLICATION_NAME,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (APPLICATION_NAME,),
+            )
         for _ in range(50):
             if svc.listener.reconnects > reconnects and svc.cache.listening:
                 break
@@ -127,8 +140,10 @@ async def test_strict_replicas_never_serve_a_stale_value(service_process, databa
             assert (await a.put(f"{S}/s/agents/a", json=body)).status_code == 200
             seen = (await b.get(f"{S}/s/agents/a")).json()
             assert seen["state"] == {"n": n}, f"replica two served a stale agent at write {n}"
-            await a.post(f"{S}/s/agents/a/messages", json={
-                "message_id": n, "message": {"role": "user", "content": []}})
+            await a.post(
+                f"{S}/s/agents/a/messages",
+                json={"message_id": n, "message": {"role": "user", "content": []}},
+            )
             assert (await b.get(f"{S}/s/agents/a")).json()["message_count"] == n
         hits = (await b.get("/health")).json()["cache"]
         assert hits["hits"] > 0  # the cache was in use, not bypassed
@@ -142,30 +157,40 @@ async def test_bounded_replicas_catch_up_within_milliseconds(service_process, da
         await seed(a)
         for n in range(1, 31):
             assert (await b.get(f"{S}/s/agents/a")).status_code == 200
-            await a.put(f"{S}/s/agents/a", json={"state": {"n": n},
-                                                 "conversation_manager_state": {}})
+            await a.put(
+                f"{S}/s/agents/a", json={"state": {"n": n}, "conversation_manager_state": {}}
+            )
             written = time.perf_counter()
             while (await b.get(f"{S}/s/agents/a")).json()["state"] != {"n": n}:
                 assert time.perf_counter() - written < 2, "replica two never caught up"
                 await asyncio.sleep(0.001)
             lags.append((time.perf_counter() - written) * 1000)
     lags.sort()
-    print(f"\nbounded-mode replica lag over {len(lags)} writes: median "
-          f"{statistics.median(lags):.1f} ms, p90 {lags[int(len(lags) * 0.9)]:.1f} ms, "
-          f"max {lags[-1]:.1f} ms")
+    print(
+        f"\nbounded-mode replica lag over {len(lags)} writes: median "
+        f"{statistics.median(lags):.1f} ms, p90 {lags[int(len(lags) * 0.9)]:.1f} ms, "
+        f"max {lags[-1]:.1f} ms"
+    )
 
 
-async def test_sigterm_finishes_in_flight_requests_and_loses_nothing(service_process,
-                                                                     database_url):
+async def test_sigterm_finishes_in_flight_requests_and_loses_nothing(service_process, database_url):
     proc = service_process({"DATABASE_URL": database_url, "SHUTDOWN_GRACE_SECONDS": "10"})
     acknowledged: list[int] = []
-    async with httpx.AsyncClient(base_url=proc.url, timeout=30,
-                                 limits=httpx.Limits(max_connections=16)) as http:
+    async with httpx.AsyncClient(
+        base_url=proc.url, timeout=30, limits=httpx.Limits(max_connections=16)
+    ) as http:
         await seed(http)
 
         async def append(batch: int) -> None:
-            body = {"messages": [{"message_id": batch * 50 + i, "message": {
-                "role": "user", "content": [{"text": "x" * 2000}]}} for i in range(50)]}
+            body = {
+                "messages": [
+                    {
+                        "message_id": batch * 50 + i,
+                        "message": {"role": "user", "content": [{"text": "x" * 2000}]},
+                    }
+                    for i in range(50)
+                ]
+            }
             try:
                 r = await http.post(f"{S}/s/agents/a/messages/batch", json=body)
             except httpx.TransportError:
@@ -186,5 +211,7 @@ async def test_sigterm_finishes_in_flight_requests_and_loses_nothing(service_pro
     for batch in acknowledged:
         assert set(range(batch * 50, batch * 50 + 50)) <= stored
     assert len(stored) % 50 == 0  # batches are all or nothing
-    print(f"\ngraceful shutdown: {len(acknowledged)} of 40 batches acknowledged, "
-          f"{len(stored) // 50} stored")
+    print(
+        f"\ngraceful shutdown: {len(acknowledged)} of 40 batches acknowledged, "
+        f"{len(stored) // 50} stored"
+    )

@@ -24,8 +24,14 @@ async def test_create_answers_201_with_location_etag_and_stored_resource(client)
 
 async def test_identical_repeat_answers_200_with_stored_resource(client):
     first = (await create(client)).json()
-    again = await client.post(S, json={"session_id": "s1", "session_type": "AGENT",
-                                       "created_at": "1999-01-01T00:00:00+00:00"})
+    again = await client.post(
+        S,
+        json={
+            "session_id": "s1",
+            "session_type": "AGENT",
+            "created_at": "1999-01-01T00:00:00+00:00",
+        },
+    )
     assert again.status_code == 200
     assert again.json() == first
 
@@ -75,7 +81,9 @@ async def test_update_with_mismatched_body_id_is_422(client):
 async def test_if_match_and_if_none_match(client):
     await create(client)
     assert (await client.put(f"{S}/s1", json={}, headers={"If-Match": '"7"'})).status_code == 412
-    assert (await client.put(f"{S}/s1", json={}, headers={"If-Match": "garbage"})).status_code == 412
+    assert (
+        await client.put(f"{S}/s1", json={}, headers={"If-Match": "garbage"})
+    ).status_code == 412
     ok = await client.put(f"{S}/s1", json={}, headers={"If-Match": '"1"'})
     assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
     not_modified = await client.get(f"{S}/s1", headers={"If-None-Match": '"2"'})
@@ -88,10 +96,13 @@ async def test_if_match_and_if_none_match(client):
 
 async def test_delete_cascades_in_one_transaction(client):
     await create(client)
-    await client.post(f"{S}/s1/agents", json={
-        "agent_id": "a", "state": {}, "conversation_manager_state": {}})
-    await client.post(f"{S}/s1/agents/a/messages", json={
-        "message_id": 0, "message": {"role": "user", "content": []}})
+    await client.post(
+        f"{S}/s1/agents", json={"agent_id": "a", "state": {}, "conversation_manager_state": {}}
+    )
+    await client.post(
+        f"{S}/s1/agents/a/messages",
+        json={"message_id": 0, "message": {"role": "user", "content": []}},
+    )
     await client.post(f"{S}/s1/multi-agents", json={"multi_agent_id": "g", "state": {}})
     r = await client.delete(f"{S}/s1")
     assert r.status_code == 204 and r.content == b""

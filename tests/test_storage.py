@@ -74,7 +74,10 @@ async def test_list_pages_by_prefix_in_code_point_order(client):
             break
     assert got == want
     assert (await client.get(OBJ, params={"prefix": "p/b"})).json()["items"] == [
-        "p/b/1", "p/b/2", "p/b\uffff"]
+        "p/b/1",
+        "p/b/2",
+        "p/b\uffff",
+    ]
     everything = (await client.get(OBJ, params={"limit": 1000})).json()
     assert everything["items"] == sorted(keys) and everything["next_cursor"] is None
     r = await client.get(OBJ, params={"prefix": "q/", "cursor": cursor or "forged"})
@@ -82,14 +85,16 @@ async def test_list_pages_by_prefix_in_code_point_order(client):
 
 
 async def test_search_scores_words_in_keys_and_contents(client):
-    await client.put(f"{OBJ}/mem/notes/dark-mode.md", content=b"toggle in settings",
-                     headers=OCTETS)
+    await client.put(f"{OBJ}/mem/notes/dark-mode.md", content=b"toggle in settings", headers=OCTETS)
     await client.put(f"{OBJ}/mem/notes/theme.md", content=b"The dark theme", headers=OCTETS)
     await client.put(f"{OBJ}/other/dark.md", content=b"dark mode toggle", headers=OCTETS)
-    r = await client.get("/api/v1/storage/search",
-                         params={"q": "the dark mode toggle", "prefix": "mem/"})
-    assert r.json()["items"] == [{"key": "mem/notes/dark-mode.md", "score": 3.0},
-                                 {"key": "mem/notes/theme.md", "score": 1.0}]
+    r = await client.get(
+        "/api/v1/storage/search", params={"q": "the dark mode toggle", "prefix": "mem/"}
+    )
+    assert r.json()["items"] == [
+        {"key": "mem/notes/dark-mode.md", "score": 3.0},
+        {"key": "mem/notes/theme.md", "score": 1.0},
+    ]
     r = await client.get("/api/v1/storage/search", params={"q": "toggle", "include_data": True})
     assert [i["key"] for i in r.json()["items"]] == ["mem/notes/dark-mode.md", "other/dark.md"]
     assert r.json()["items"][1]["data"] == "ZGFyayBtb2RlIHRvZ2dsZQ=="
@@ -116,11 +121,16 @@ async def test_prefix_listing_is_a_range_scan_of_the_primary_key(database_url, p
     try:
         await conn.execute(
             "INSERT INTO storage_objects (key, data) SELECT 'session/s' || (g % 500) ||"
-            " '/scopes/agent/a/snapshots/' || g, '\\x00' FROM generate_series(1, 20000) g")
+            " '/scopes/agent/a/snapshots/' || g, '\\x00' FROM generate_series(1, 20000) g"
+        )
         await conn.execute("INSERT INTO storage_objects (key, data) VALUES ('zzz', '')")
         await conn.execute("ANALYZE storage_objects")
-        plan = "\n".join(r[0] for r in await conn.fetch(
-            "EXPLAIN " + Q["list_objects"], prefix, "", successor(prefix), 101))
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN " + Q["list_objects"], prefix, "", successor(prefix), 101
+            )
+        )
         assert "storage_objects_pkey" in plan and "Seq Scan" not in plan, plan
         cond = next(line for line in plan.splitlines() if "Index Cond" in line)
         assert f">= '{prefix}'" in cond and f"< '{successor(prefix)}'" in cond, plan

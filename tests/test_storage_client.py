@@ -34,8 +34,14 @@ def test_the_protocol_behaves_as_the_sdks_own_storage(backend):
         return mine
 
     async def scenario() -> None:
-        for key, data in [("a/b.json", b"\x00\xff{}"), ("//a//c/", b"c"), ("a/./d", b"dark mode"),
-                          ("b", b""), ("a/\U0001f600", b"x"), ("ab/z", b"notes on dark")]:
+        for key, data in [
+            ("a/b.json", b"\x00\xff{}"),
+            ("//a//c/", b"c"),
+            ("a/./d", b"dark mode"),
+            ("b", b""),
+            ("a/\U0001f600", b"x"),
+            ("ab/z", b"notes on dark"),
+        ]:
             await both("write", key, data)
         for key in ("a/b.json", "a/c", "a/./d", "b", "missing"):
             await both("read", key)
@@ -68,10 +74,10 @@ def test_an_unreachable_backend_raises_storage_error():
 
 def test_snapshot_session_manager_keeps_agents_and_graphs_in_the_backend(backend):
     storage = HTTPStorage(backend.url)
-    manager = SnapshotSessionManager("snap-1", storage=storage,
-                                     snapshot_trigger=lambda **_: True)
-    agent = build_agent(manager, scripts=[text("Hi!"), call("add", {"a": 2, "b": 3}, "t1"),
-                                          text("5")])
+    manager = SnapshotSessionManager("snap-1", storage=storage, snapshot_trigger=lambda **_: True)
+    agent = build_agent(
+        manager, scripts=[text("Hi!"), call("add", {"a": 2, "b": 3}, "t1"), text("5")]
+    )
     agent("Hello")
     first_turn = snapshot(agent)["messages"]
     agent("Add 2 and 3")
@@ -88,8 +94,9 @@ def test_snapshot_session_manager_keeps_agents_and_graphs_in_the_backend(backend
     assert snapshot(agent)["messages"] == first_turn
 
     graph_manager = SnapshotSessionManager("snap-graph", storage=storage)
-    graph = build_graph(graph_manager, ScriptedModel([text("a done")]),
-                        ScriptedModel([text("b done")]))
+    graph = build_graph(
+        graph_manager, ScriptedModel([text("a done")]), ScriptedModel([text("b done")])
+    )
     graph("go")
     keys = asyncio.run(storage.list("session/snap-graph/"))
     assert keys == ["session/snap-graph/scopes/multiAgent/pipeline/snapshots/snapshot_latest.json"]

@@ -34,7 +34,8 @@ async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM sessions) AS sessions, (SELECT count(*) FROM agents)"
         " AS agents, (SELECT count(*) FROM messages) AS messages,"
-        " (SELECT count(*) FROM multi_agents) AS multi_agents")
+        " (SELECT count(*) FROM multi_agents) AS multi_agents"
+    )
     return dict(row)
 
 
@@ -51,12 +52,18 @@ async def test_two_replicas_sweep_exactly_the_expired_sessions_under_the_lock(
 ):
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(POPULATE.replace("$1", str(EXPIRED)).replace("$2", str(LIVE))
-                           .replace("$3", str(FOREVER)))
+        await conn.execute(
+            POPULATE.replace("$1", str(EXPIRED))
+            .replace("$2", str(LIVE))
+            .replace("$3", str(FOREVER))
+        )
         total = EXPIRED + LIVE + FOREVER
         assert await conn.fetchval(Q["sweep_lock"])  # the test holds it: nobody may sweep
-        env = {"DATABASE_URL": database_url, "SWEEP_INTERVAL_SECONDS": "0.2",
-               "SWEEP_BATCH_SIZE": "7"}
+        env = {
+            "DATABASE_URL": database_url,
+            "SWEEP_INTERVAL_SECONDS": "0.2",
+            "SWEEP_BATCH_SIZE": "7",
+        }
         replicas = [service_process(env, wait=False) for _ in range(2)]
         for replica in replicas:
             replica.wait_ready()
@@ -76,14 +83,21 @@ async def test_two_replicas_sweep_exactly_the_expired_sessions_under_the_lock(
             await asyncio.sleep(0.05)
         left = {r[0] for r in await conn.fetch("SELECT session_id FROM sessions")}
         assert left == {f"l{i}" for i in range(1, LIVE + 1)} | {
-            f"n{i}" for i in range(1, FOREVER + 1)}
+            f"n{i}" for i in range(1, FOREVER + 1)
+        }
         kept = LIVE + FOREVER
-        assert await _counts(conn) == {"sessions": kept, "agents": 2 * kept,
-                                       "messages": 6 * kept, "multi_agents": kept}
+        assert await _counts(conn) == {
+            "sessions": kept,
+            "agents": 2 * kept,
+            "messages": 6 * kept,
+            "multi_agents": kept,
+        }
         swept = [await _metric(r.url, "sessions_expired_total") for r in replicas]
         assert sum(swept) == EXPIRED, swept  # every session deleted once, by one replica
-        logged = [sum(int(n) for n in re.findall(r"swept (\d+) expired session", r.output()))
-                  for r in replicas]
+        logged = [
+            sum(int(n) for n in re.findall(r"swept (\d+) expired session", r.output()))
+            for r in replicas
+        ]
         assert logged == swept
     finally:
         await conn.close()
@@ -95,10 +109,12 @@ async def test_the_sweep_scan_uses_the_partial_index(database_url):
         await conn.execute(
             "INSERT INTO sessions (session_id, session_type, expires_at)"
             " SELECT 's' || g, 'AGENT', CASE WHEN g % 100 = 0 THEN now() END"
-            " FROM generate_series(1, 20000) g")
+            " FROM generate_series(1, 20000) g"
+        )
         await conn.execute("ANALYZE sessions")
-        plan = "\n".join(r[0] for r in await conn.fetch(
-            "EXPLAIN " + Q["sweep_expired_sessions"], 100))
+        plan = "\n".join(
+            r[0] for r in await conn.fetch("EXPLAIN " + Q["sweep_expired_sessions"], 100)
+        )
         assert "sessions_expires_at_idx" in plan, plan
         assert "Seq Scan" not in plan, plan
     finally:

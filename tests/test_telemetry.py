@@ -109,8 +109,9 @@ def _otel_env(receiver: Receiver, database_url: str, **extra: str) -> dict[str, 
     }
 
 
-def _wait_for(receiver: Receiver, trace_id: str, names: set[str], timeout: float = 15.0
-              ) -> list[tuple[dict[str, Any], Span]]:
+def _wait_for(
+    receiver: Receiver, trace_id: str, names: set[str], timeout: float = 15.0
+) -> list[tuple[dict[str, Any], Span]]:
     deadline = time.monotonic() + timeout
     while True:
         spans = [(r, s) for r, s in receiver.received() if s.trace_id.hex() == trace_id]
@@ -127,7 +128,8 @@ def test_requests_and_statements_become_spans_of_the_callers_trace(
     with httpx.Client(base_url=proc.url) as http_client:
         assert http_client.get("/health/live").status_code == 200
         answer = http_client.post(
-            "/api/v1/sessions", json={"session_id": session_id, "session_type": "AGENT"},
+            "/api/v1/sessions",
+            json={"session_id": session_id, "session_type": "AGENT"},
             headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
         )
         assert answer.status_code == 201
@@ -168,8 +170,11 @@ def test_requests_and_statements_become_spans_of_the_callers_trace(
 
 def test_spans_still_batched_are_flushed_at_shutdown(service_process, database_url, receiver):
     # A schedule delay far beyond the test: only the shutdown of the provider sends them.
-    proc = service_process(_otel_env(receiver, database_url, OTEL_BSP_SCHEDULE_DELAY="600000",
-                                     OTEL_SERVICE_NAME="flush-test"))
+    proc = service_process(
+        _otel_env(
+            receiver, database_url, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_SERVICE_NAME="flush-test"
+        )
+    )
     trace_id = uuid.uuid4().hex
     with httpx.Client(base_url=proc.url) as http_client:
         traceparent = f"00-{trace_id}-{PARENT_ID}-01"
@@ -206,11 +211,14 @@ def _middleware_classes(app: Any) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("environment", [
-    {},
-    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"},
-    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_TRACES_EXPORTER": "none"},
-])
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_TRACES_EXPORTER": "none"},
+    ],
+)
 async def test_without_otel_configuration_nothing_is_instrumented(
     monkeypatch, database_url, environment
 ):

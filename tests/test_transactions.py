@@ -25,20 +25,25 @@ async def test_commit_failure_is_not_a_2xx_and_leaves_nothing(client, database_u
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(FAIL_AT_COMMIT)  # type: ignore[arg-type]
     await client.post(S, json={"session_id": "s"})
-    await client.post(f"{S}/s/agents", json={"agent_id": "a", "state": {},
-                                             "conversation_manager_state": {}})
+    await client.post(
+        f"{S}/s/agents", json={"agent_id": "a", "state": {}, "conversation_manager_state": {}}
+    )
     bad = {"role": "user", "content": [{"text": "fail-at-commit"}]}
     r = await client.post(f"{S}/s/agents/a/messages", json={"message_id": 0, "message": bad})
     assert r.status_code >= 500
     assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
-    batch = {"messages": [
-        {"message_id": 1, "message": {"role": "user", "content": [{"text": "fine"}]}},
-        {"message_id": 2, "message": bad},
-    ]}
+    batch = {
+        "messages": [
+            {"message_id": 1, "message": {"role": "user", "content": [{"text": "fine"}]}},
+            {"message_id": 2, "message": bad},
+        ]
+    }
     r = await client.post(f"{S}/s/agents/a/messages/batch", json=batch)
     assert r.status_code >= 500
     listed = (await client.get(f"{S}/s/agents/a/messages")).json()
     assert listed == {"items": [], "next_cursor": None}
-    good = await client.post(f"{S}/s/agents/a/messages", json={
-        "message_id": 0, "message": {"role": "user", "content": [{"text": "ok"}]}})
+    good = await client.post(
+        f"{S}/s/agents/a/messages",
+        json={"message_id": 0, "message": {"role": "user", "content": [{"text": "ok"}]}},
+    )
     assert good.status_code == 201

@@ -14,29 +14,45 @@ from tests.support import create_database, drop_database
 S = "/api/v1/sessions"
 NDJSON = {"content-type": "application/x-ndjson"}
 # Stored text the way a client sent it: \u0000, key order, big and odd numbers, non-BMP.
-TRICKY = ('{"z":1,"a":{"nul":"a\\u0000b","big":123456789012345678901234567890,'
-          '"neg":-18446744073709551617,"f":0.1,"e":1e300,"m":-0.0,"emoji":"\\ud83d\\ude00",'
-          '"list":[3,2,1]}}')
+TRICKY = (
+    '{"z":1,"a":{"nul":"a\\u0000b","big":123456789012345678901234567890,'
+    '"neg":-18446744073709551617,"f":0.1,"e":1e300,"m":-0.0,"emoji":"\\ud83d\\ude00",'
+    '"list":[3,2,1]}}'
+)
 
 
 async def populate(http: httpx.AsyncClient, sid: str = "tricky") -> None:
     j = {"content-type": "application/json"}
     assert (await http.post(S, json={"session_id": sid, "ttl_seconds": 86400})).status_code == 201
     for agent in ("b-agent", "a-agent"):
-        body = (f'{{"agent_id":"{agent}","state":{TRICKY},"conversation_manager_state":'
-                f'{{"__name__":"SlidingWindowConversationManager","removed_message_count":0}},'
-                f'"_internal_state":{TRICKY}}}')
+        body = (
+            f'{{"agent_id":"{agent}","state":{TRICKY},"conversation_manager_state":'
+            f'{{"__name__":"SlidingWindowConversationManager","removed_message_count":0}},'
+            f'"_internal_state":{TRICKY}}}'
+        )
         assert (await http.post(f"{S}/{sid}/agents", content=body, headers=j)).status_code == 201
         batch = ",".join(
             f'{{"message_id":{i},"message":{{"role":"user","content":[{{"text":"m{i}"}},'
             f'{{"json":{TRICKY}}}],"metadata":{TRICKY}}}'
-            + (',"redact_message":{"content":[{"text":"[redacted]"}],"role":"user"}'
-               if i == 1 else "") + "}" for i in range(3))
-        r = await http.post(f"{S}/{sid}/agents/{agent}/messages/batch",
-                            content=f'{{"messages":[{batch}]}}', headers=j)
+            + (
+                ',"redact_message":{"content":[{"text":"[redacted]"}],"role":"user"}'
+                if i == 1
+                else ""
+            )
+            + "}"
+            for i in range(3)
+        )
+        r = await http.post(
+            f"{S}/{sid}/agents/{agent}/messages/batch",
+            content=f'{{"messages":[{batch}]}}',
+            headers=j,
+        )
         assert r.status_code == 201, r.text
-    await http.put(f"{S}/{sid}/agents/a-agent", content=f'{{"state":{TRICKY},'
-                   '"conversation_manager_state":{}}', headers=j)  # version 2
+    await http.put(
+        f"{S}/{sid}/agents/a-agent",
+        content=f'{{"state":{TRICKY},"conversation_manager_state":{{}}}}',
+        headers=j,
+    )  # version 2
     multi = f'{{"multi_agent_id":"graph","state":{TRICKY}}}'
     assert (await http.post(f"{S}/{sid}/multi-agents", content=multi, headers=j)).status_code == 201
 
@@ -62,7 +78,9 @@ async def test_round_trip_into_a_fresh_database_gives_back_equal_data(
     exported = await export(client)
     records = [json.loads(line) for line in exported.splitlines()]
     assert [r["type"] for r in records] == ["session"] + ["agent"] * 2 + ["message"] * 6 + [
-        "multi_agent", "end"]
+        "multi_agent",
+        "end",
+    ]
     assert records[-1] == {"type": "end", "agents": 2, "messages": 6, "multi_agents": 1}
     stored = (await client.get(f"{S}/tricky/multi-agents/graph")).content
     state = stored.split(b'"state":', 1)[1].split(b',"version"', 1)[0]
@@ -86,8 +104,10 @@ async def test_replace_restores_the_exported_state_atomically(client):
     await populate(client)
     exported = await export(client)
     before = await views(client)
-    await client.post(f"{S}/tricky/agents/a-agent/messages",
-                      json={"message_id": 9, "message": {"role": "user", "content": []}})
+    await client.post(
+        f"{S}/tricky/agents/a-agent/messages",
+        json={"message_id": 9, "message": {"role": "user", "content": []}},
+    )
     await client.delete(f"{S}/tricky/multi-agents/graph")
     r = await client.post(f"{S}/import", content=exported, headers=NDJSON)
     assert r.status_code == 409 and "replace=true" in r.json()["error"]["message"]
@@ -103,28 +123,51 @@ def _stream(*records: dict) -> bytes:
 
 SESSION = {"type": "session", "session_id": "imp"}
 AGENT = {"type": "agent", "agent_id": "a", "state": {}, "conversation_manager_state": {}}
-MESSAGE = {"type": "message", "agent_id": "a", "message_id": 0,
-           "message": {"role": "user", "content": []}}
+MESSAGE = {
+    "type": "message",
+    "agent_id": "a",
+    "message_id": 0,
+    "message": {"role": "user", "content": []},
+}
 
 
 BAD = [  # (stream, line, words in the message)
     (_stream(SESSION, AGENT) + b"{not json\n", 3, "not valid JSON"),
-    (_stream(SESSION, AGENT) + b'{"type":"message","agent_id":"a","message_id":0,'
-     b'"message":{"role":"user","content":[{"x":NaN}]}}\n', 3, "not valid JSON: "),
-    (_stream(SESSION, AGENT, {**MESSAGE, "message": {"role": "system", "content": []}}), 3,
-     "role must be"),
+    (
+        _stream(SESSION, AGENT) + b'{"type":"message","agent_id":"a","message_id":0,'
+        b'"message":{"role":"user","content":[{"x":NaN}]}}\n',
+        3,
+        "not valid JSON: ",
+    ),
+    (
+        _stream(SESSION, AGENT, {**MESSAGE, "message": {"role": "system", "content": []}}),
+        3,
+        "role must be",
+    ),
     (_stream(SESSION, {**MESSAGE, "agent_id": "ghost"}), 2, "no earlier record"),
     (_stream(SESSION, AGENT, AGENT), 3, "appears twice"),
     (_stream(SESSION, AGENT, MESSAGE, MESSAGE), 4, "appears twice"),
     (_stream(AGENT, SESSION), 1, "first record must be the session"),
-    (_stream(SESSION, {"type": "agent", "agent_id": "a/b", "state": {},
-                       "conversation_manager_state": {}}), 2, "agent.agent_id"),
+    (
+        _stream(
+            SESSION,
+            {"type": "agent", "agent_id": "a/b", "state": {}, "conversation_manager_state": {}},
+        ),
+        2,
+        "agent.agent_id",
+    ),
     (_stream(SESSION, {"type": "widget"}), 2, "type must be one of"),
     (_stream(SESSION, [1]), 2, "JSON object"),  # type: ignore[arg-type]
-    (_stream(SESSION, AGENT, {"type": "end", "agents": 1, "messages": 5, "multi_agents": 0}),
-     3, "incomplete"),
-    (_stream(SESSION, {"type": "end", "agents": 0, "messages": 0, "multi_agents": 0}, AGENT),
-     3, "nothing may follow"),
+    (
+        _stream(SESSION, AGENT, {"type": "end", "agents": 1, "messages": 5, "multi_agents": 0}),
+        3,
+        "incomplete",
+    ),
+    (
+        _stream(SESSION, {"type": "end", "agents": 0, "messages": 0, "multi_agents": 0}, AGENT),
+        3,
+        "nothing may follow",
+    ),
     (b"\n\n", 2, "no records"),
     (b"", 1, "no records"),
 ]
@@ -162,13 +205,16 @@ async def test_media_type_size_and_expired_sessions(database_url, client):
 def test_a_large_session_streams_and_round_trips(service_process, database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:  # 10,000 messages, quickly
         conn.execute("INSERT INTO sessions (session_id, session_type) VALUES ('big', 'AGENT')")
-        conn.execute("INSERT INTO agents (session_id, agent_id, state, conversation_manager_state)"
-                     " VALUES ('big', 'a', '{}', '{}')")
+        conn.execute(
+            "INSERT INTO agents (session_id, agent_id, state, conversation_manager_state)"
+            " VALUES ('big', 'a', '{}', '{}')"
+        )
         conn.execute(
             "INSERT INTO messages (session_id, agent_id, message_id, role, content_types, message)"
             " SELECT 'big', 'a', g, 'user', '{text}', ('{\"role\":\"user\",\"content\":"
             "[{\"text\":\"' || repeat('x', 200) || g || '\"}]}')::json"
-            " FROM generate_series(0, 9999) g")
+            " FROM generate_series(0, 9999) g"
+        )
     proc = service_process({"DATABASE_URL": database_url})
     with httpx.Client(base_url=proc.url, timeout=60) as http:
         chunks = []
@@ -179,8 +225,12 @@ def test_a_large_session_streams_and_round_trips(service_process, database_url):
         assert len(chunks) > 10, len(chunks)  # streamed in pieces, not built whole
         lines = exported.splitlines()
         assert len(lines) == 1 + 1 + 10_000 + 1
-        assert json.loads(lines[-1]) == {"type": "end", "agents": 1, "messages": 10_000,
-                                         "multi_agents": 0}
+        assert json.loads(lines[-1]) == {
+            "type": "end",
+            "agents": 1,
+            "messages": 10_000,
+            "multi_agents": 0,
+        }
         http.delete(f"{S}/big/agents/a/messages/5")
         r = http.post(f"{S}/import?replace=true", content=exported, headers=NDJSON)
         assert r.status_code == 201, r.text

@@ -26,8 +26,13 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 url_option = click.option("--url", help="Backend base URL [default: SESSION_BACKEND_URL or :8000].")
 key_option = click.option("--api-key", help="Bearer key [default: SESSION_BACKEND_API_KEY].")
-timeout_option = click.option("--timeout", type=float, default=60.0, show_default=True,
-                              help="Seconds to wait for the backend between bytes.")
+timeout_option = click.option(
+    "--timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the backend between bytes.",
+)
 
 
 def _client(url: str | None, api_key: str | None, timeout: float) -> httpx.Client:
@@ -90,12 +95,18 @@ def import_command(
     """Restore a session from FILE (an export; `-` reads stdin), all or nothing."""
     with _client(url, api_key, timeout) as client:
         try:
-            response = client.post("/import", content=file.read(), headers={"Content-Type": NDJSON},
-                                   params={"replace": "true"} if replace else None)
+            response = client.post(
+                "/import",
+                content=file.read(),
+                headers={"Content-Type": NDJSON},
+                params={"replace": "true"} if replace else None,
+            )
         except httpx.HTTPError as exc:
             raise _transport(exc, client) from None
     if response.status_code != 201:
         raise _failed(response, "import")
     session_id = response.json()["session_id"]
-    console.print(f"[bold green]Imported[/] session {escape(session_id)}"
-                  + (" (replacing the stored one)" if replace else ""))
+    console.print(
+        f"[bold green]Imported[/] session {escape(session_id)}"
+        + (" (replacing the stored one)" if replace else "")
+    )

@@ -86,7 +86,8 @@ class HTTPStorage:
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client(
-            base_url=base_url.rstrip("/") + "/api/v1/storage", headers=headers, timeout=timeout)
+            base_url=base_url.rstrip("/") + "/api/v1/storage", headers=headers, timeout=timeout
+        )
         self._retries = retries
         self._prefix = ""  # set on views made by namespace()
 
@@ -116,16 +117,21 @@ class HTTPStorage:
             page = (await self._call("GET", "/objects", params=params)).json()
             keys += page["items"]
             if not page["next_cursor"]:
-                return [key[len(self._prefix):] for key in keys]
+                return [key[len(self._prefix) :] for key in keys]
             params["cursor"] = page["next_cursor"]
 
     async def search(self, query: str) -> builtins.list[StorageSearchResult]:
         """Keyword matches under this view, best first (the SDK's default strategy)."""
         params = {"q": query, "prefix": self._prefix, "limit": PAGE, "include_data": "true"}
         items = (await self._call("GET", "/search", params=params)).json()["items"]
-        return [StorageSearchResult(key=item["key"][len(self._prefix):], score=item["score"],
-                                    data=base64.b64decode(item["data"]))
-                for item in items]
+        return [
+            StorageSearchResult(
+                key=item["key"][len(self._prefix) :],
+                score=item["score"],
+                data=base64.b64decode(item["data"]),
+            )
+            for item in items
+        ]
 
     def namespace(self, prefix: str) -> HTTPStorage:
         """A view of the keys under ``prefix/`` (sharing this one's connections)."""
@@ -141,12 +147,14 @@ class HTTPStorage:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, *, missing_ok: bool = False,
-                    **kwargs: Any) -> httpx.Response:
+    async def _call(
+        self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
+    ) -> httpx.Response:
         return await asyncio.to_thread(self._send, method, path, missing_ok, kwargs)
 
-    def _send(self, method: str, path: str, missing_ok: bool, kwargs: dict[str, Any]
-              ) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, missing_ok: bool, kwargs: dict[str, Any]
+    ) -> httpx.Response:
         for attempt in range(self._retries):
             last = attempt == self._retries - 1
             try:
@@ -160,8 +168,7 @@ class HTTPStorage:
             time.sleep(min(2.0, 0.1 * 2**attempt))
         if response.is_success or (missing_ok and response.status_code == 404):
             return response
-        raise StorageError(f"{method} {path} answered {response.status_code}: "
-                           f"{_message(response)}")
+        raise StorageError(f"{method} {path} answered {response.status_code}: {_message(response)}")
 
 
 def _message(response: httpx.Response) -> str:

@@ -14,8 +14,8 @@ from fastapi import Depends, Path, Query, Request, Response
 
 from service.cache import Entry, ResponseCache
 from service.db import Database
+from service.http import none_match, not_modified, respond_raw
 from service.listener import InvalidationListener
-from service.http import not_modified, none_match, respond_raw
 from service.models import MAX_MESSAGE_ID, ErrorEnvelope, Id
 from service.paging import Cursors
 from service.settings import Settings
@@ -45,7 +45,9 @@ AgentId = Annotated[Id, Path(description="Agent id (percent-encoded).")]
 MultiAgentId = Annotated[Id, Path(description="Multi-agent id (percent-encoded).")]
 MessageIdPath = Annotated[int, Path(ge=0, le=MAX_MESSAGE_ID, description="Message id.")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")
+]
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -86,16 +88,22 @@ async def cached_read(
     the full body with them and the session's expiry. Fills the cache only from committed
     reads."""
     entry = await cache.get(key)
-    if entry is not None and cache.strict and await current() != (
-        entry.version, entry.message_count
+    if (
+        entry is not None
+        and cache.strict
+        and await current() != (entry.version, entry.message_count)
     ):
         entry = None
     cache.count(entry is not None)
     if entry is None:
         generation = cache.generation
         body, version, count, expires_at = await load()
-        entry = Entry(version, count, orjson.dumps(body),
-                      None if expires_at is None else expires_at.timestamp())
+        entry = Entry(
+            version,
+            count,
+            orjson.dumps(body),
+            None if expires_at is None else expires_at.timestamp(),
+        )
         await cache.put(session_id, key, entry, generation)
     if none_match(request, entry.version):
         return not_modified(entry.version)

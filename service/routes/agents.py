@@ -14,28 +14,42 @@ from service.models import AgentCreate, AgentOut, AgentUpdate, Page, agent_body
 from service.routes import AgentId, Cursor, Limit, SessionId, Svc, cached_read, errors, location
 from service.store import agents as store
 
-router = APIRouter(prefix="/api/v1/sessions/{session_id}/agents", tags=["agents"],
-                   route_class=JSONRoute)
+router = APIRouter(
+    prefix="/api/v1/sessions/{session_id}/agents", tags=["agents"], route_class=JSONRoute
+)
 
 
 def _documents(body: AgentUpdate) -> tuple[bytes, bytes, bytes]:
-    return (jsonio.dumps(body.state), jsonio.dumps(body.conversation_manager_state),
-            jsonio.dumps(body.internal_state))
+    return (
+        jsonio.dumps(body.state),
+        jsonio.dumps(body.conversation_manager_state),
+        jsonio.dumps(body.internal_state),
+    )
 
 
-@router.post("", status_code=201, response_model=AgentOut, responses=errors(404, 409, 415),
-             summary="Create an agent (an identical repeat answers 200)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=AgentOut,
+    responses=errors(404, 409, 415),
+    summary="Create an agent (an identical repeat answers 200)",
+)
 async def create_agent(session_id: SessionId, body: AgentCreate, svc: Svc) -> Response:
     row, created = await svc.db.transaction(
         store.create_agent, session_id, body.agent_id, *_documents(body)
     )
     await svc.cache.drop(agent_key(session_id, body.agent_id))
-    return respond(agent_body(row), 201 if created else 200, version=row["version"],
-                   headers=location("sessions", session_id, "agents", body.agent_id))
+    return respond(
+        agent_body(row),
+        201 if created else 200,
+        version=row["version"],
+        headers=location("sessions", session_id, "agents", body.agent_id),
+    )
 
 
-@router.get("", response_model=Page[AgentOut], responses=errors(404),
-            summary="List a session's agents")
+@router.get(
+    "", response_model=Page[AgentOut], responses=errors(404), summary="List a session's agents"
+)
 async def list_agents(
     session_id: SessionId, svc: Svc, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
@@ -49,8 +63,9 @@ async def list_agents(
     return respond({"items": [agent_body(r) for r in rows], "next_cursor": next_cursor})
 
 
-@router.get("/{agent_id}", response_model=AgentOut, responses=errors(304, 404),
-            summary="Read an agent")
+@router.get(
+    "/{agent_id}", response_model=AgentOut, responses=errors(304, 404), summary="Read an agent"
+)
 async def read_agent(
     session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc
 ) -> Response:
@@ -62,12 +77,17 @@ async def read_agent(
         row = await svc.db.transaction(store.read_agent, session_id, agent_id)
         return agent_body(row), row["version"], row["message_count"], row["session_expires_at"]
 
-    return await cached_read(request, svc.cache, session_id, agent_key(session_id, agent_id),
-                             current, load)
+    return await cached_read(
+        request, svc.cache, session_id, agent_key(session_id, agent_id), current, load
+    )
 
 
-@router.put("/{agent_id}", response_model=AgentOut, responses=errors(404, 412, 415),
-            summary="Replace an agent's state (never creates)")
+@router.put(
+    "/{agent_id}",
+    response_model=AgentOut,
+    responses=errors(404, 412, 415),
+    summary="Replace an agent's state (never creates)",
+)
 async def update_agent(
     session_id: SessionId, agent_id: AgentId, body: AgentUpdate, request: Request, svc: Svc
 ) -> Response:
@@ -80,8 +100,13 @@ async def update_agent(
     return respond(agent_body(row), version=row["version"])
 
 
-@router.delete("/{agent_id}", status_code=204, response_class=Response,
-               responses=errors(404, 412), summary="Delete an agent and its messages")
+@router.delete(
+    "/{agent_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(404, 412),
+    summary="Delete an agent and its messages",
+)
 async def delete_agent(
     session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc
 ) -> Response:

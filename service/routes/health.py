@@ -45,18 +45,27 @@ async def live() -> Response:
     return respond({"status": "ok"})
 
 
-@router.get("/health/ready", response_model=Status, responses=errors(),
-            summary="The database is reachable and the schema at head")
+@router.get(
+    "/health/ready",
+    response_model=Status,
+    responses=errors(),
+    summary="The database is reachable and the schema at head",
+)
 async def ready(svc: Svc) -> Response:
     await svc.db.ping()
     if not await _schema_at_head(svc):
-        raise ServiceUnavailable("the database schema is not migrated to head; "
-                                 "run `python -m service migrate`")
+        raise ServiceUnavailable(
+            "the database schema is not migrated to head; run `python -m service migrate`"
+        )
     return respond({"status": "ready"})
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health}},
-            summary="Status, version, database latency, pool and cache figures")
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    summary="Status, version, database latency, pool and cache figures",
+)
 async def health(svc: Svc) -> Response:
     database: dict[str, Any] = {"reachable": False, "retries": svc.db.retries}
     try:

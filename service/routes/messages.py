@@ -11,17 +11,33 @@ from service.cache import agent_key
 from service.errors import InvalidId, InvalidRequest
 from service.http import JSONRoute, if_match, none_match, not_modified, respond
 from service.models import (
-    MAX_MESSAGE_ID, MessageBatch, MessageCreate, MessageOut, MessageUpdate, Page,
-    content_types, message_body,
+    MAX_MESSAGE_ID,
+    MessageBatch,
+    MessageCreate,
+    MessageOut,
+    MessageUpdate,
+    Page,
+    content_types,
+    message_body,
 )
 from service.routes import (
-    AgentId, Cursor, Limit, MessageIdPath, SessionId, Svc, errors, location,
+    AgentId,
+    Cursor,
+    Limit,
+    MessageIdPath,
+    SessionId,
+    Svc,
+    errors,
+    location,
 )
 from service.store import messages as store
 from service.store.messages import NewMessage
 
-router = APIRouter(prefix="/api/v1/sessions/{session_id}/agents/{agent_id}/messages",
-                   tags=["messages"], route_class=JSONRoute)
+router = APIRouter(
+    prefix="/api/v1/sessions/{session_id}/agents/{agent_id}/messages",
+    tags=["messages"],
+    route_class=JSONRoute,
+)
 
 
 def _new(body: MessageUpdate, message_id: int) -> NewMessage:
@@ -35,8 +51,13 @@ def _new(body: MessageUpdate, message_id: int) -> NewMessage:
     )
 
 
-@router.post("", status_code=201, response_model=MessageOut, responses=errors(404, 409, 415),
-             summary="Append a message (an identical repeat answers 200)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessageOut,
+    responses=errors(404, 409, 415),
+    summary="Append a message (an identical repeat answers 200)",
+)
 async def create_message(
     session_id: SessionId, agent_id: AgentId, body: MessageCreate, svc: Svc
 ) -> Response:
@@ -44,14 +65,21 @@ async def create_message(
         store.create_message, session_id, agent_id, _new(body, body.message_id)
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
-    return respond(message_body(row), 201 if created else 200, version=row["version"],
-                   headers=location("sessions", session_id, "agents", agent_id,
-                                    "messages", body.message_id))
+    return respond(
+        message_body(row),
+        201 if created else 200,
+        version=row["version"],
+        headers=location("sessions", session_id, "agents", agent_id, "messages", body.message_id),
+    )
 
 
-@router.post("/batch", status_code=201, response_model=Page[MessageOut],
-             responses=errors(404, 409, 415),
-             summary="Append up to 1000 messages, all or nothing")
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=Page[MessageOut],
+    responses=errors(404, 409, 415),
+    summary="Append up to 1000 messages, all or nothing",
+)
 async def create_messages(
     session_id: SessionId, agent_id: AgentId, body: MessageBatch, svc: Svc
 ) -> Response:
@@ -62,18 +90,32 @@ async def create_messages(
         store.create_messages, session_id, agent_id, [_new(m, m.message_id) for m in body.messages]
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
-    return respond({"items": [message_body(r) for r in rows], "next_cursor": None},
-                   201 if created else 200)
+    return respond(
+        {"items": [message_body(r) for r in rows], "next_cursor": None}, 201 if created else 200
+    )
 
 
-@router.get("", response_model=Page[MessageOut], responses=errors(404),
-            summary="List an agent's messages in message_id order")
+@router.get(
+    "",
+    response_model=Page[MessageOut],
+    responses=errors(404),
+    summary="List an agent's messages in message_id order",
+)
 async def list_messages(
-    session_id: SessionId, agent_id: AgentId, svc: Svc, limit: Limit = 100,
+    session_id: SessionId,
+    agent_id: AgentId,
+    svc: Svc,
+    limit: Limit = 100,
     cursor: Cursor = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_MESSAGE_ID,
-                                 description="Skip this many messages first (Strands' offset); "
-                                 "a cursor continues where its page ended instead.")] = 0,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_MESSAGE_ID,
+            description="Skip this many messages first (Strands' offset); "
+            "a cursor continues where its page ended instead.",
+        ),
+    ] = 0,
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> Response:
     scope = f"messages|{session_id}|{agent_id}|{order}"
@@ -90,10 +132,14 @@ async def list_messages(
     return respond({"items": [message_body(r) for r in rows], "next_cursor": next_cursor})
 
 
-@router.get("/{message_id}", response_model=MessageOut, responses=errors(304, 404),
-            summary="Read a message")
+@router.get(
+    "/{message_id}", response_model=MessageOut, responses=errors(304, 404), summary="Read a message"
+)
 async def read_message(
-    session_id: SessionId, agent_id: AgentId, message_id: MessageIdPath, request: Request,
+    session_id: SessionId,
+    agent_id: AgentId,
+    message_id: MessageIdPath,
+    request: Request,
     svc: Svc,
 ) -> Response:
     row = await svc.db.transaction(store.read_message, session_id, agent_id, message_id)
@@ -102,11 +148,19 @@ async def read_message(
     return respond(message_body(row), version=row["version"])
 
 
-@router.put("/{message_id}", response_model=MessageOut, responses=errors(404, 412, 415),
-            summary="Replace a message and its redaction (never creates)")
+@router.put(
+    "/{message_id}",
+    response_model=MessageOut,
+    responses=errors(404, 412, 415),
+    summary="Replace a message and its redaction (never creates)",
+)
 async def update_message(
-    session_id: SessionId, agent_id: AgentId, message_id: MessageIdPath, body: MessageUpdate,
-    request: Request, svc: Svc,
+    session_id: SessionId,
+    agent_id: AgentId,
+    message_id: MessageIdPath,
+    body: MessageUpdate,
+    request: Request,
+    svc: Svc,
 ) -> Response:
     if body.message_id not in (None, message_id):
         raise InvalidId("message_id in the body does not match the path")
@@ -116,10 +170,18 @@ async def update_message(
     return respond(message_body(row), version=row["version"])
 
 
-@router.delete("/{message_id}", status_code=204, response_class=Response,
-               responses=errors(404, 412), summary="Delete a message")
+@router.delete(
+    "/{message_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(404, 412),
+    summary="Delete a message",
+)
 async def delete_message(
-    session_id: SessionId, agent_id: AgentId, message_id: MessageIdPath, request: Request,
+    session_id: SessionId,
+    agent_id: AgentId,
+    message_id: MessageIdPath,
+    request: Request,
     svc: Svc,
 ) -> Response:
     await svc.db.transaction(

@@ -15,10 +15,14 @@ router = APIRouter(tags=["health"])
     summary="Prometheus metrics: requests, pool, cache, retries",
     response_class=Response,
     responses={
-        200: {"description": "Prometheus text exposition format.",
-              "content": {"text/plain": {"schema": {"type": "string"}}}},
-        401: {"model": ErrorEnvelope,
-              "description": "Missing or wrong API key (with METRICS_REQUIRE_KEY=true)."},
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: {
+            "model": ErrorEnvelope,
+            "description": "Missing or wrong API key (with METRICS_REQUIRE_KEY=true).",
+        },
     },
 )
 async def metrics(request: Request, svc: Svc) -> Response:

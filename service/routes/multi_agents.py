@@ -11,22 +11,38 @@ from service.models import MultiAgentCreate, MultiAgentOut, MultiAgentUpdate, mu
 from service.routes import MultiAgentId, SessionId, Svc, errors, location
 from service.store import multi_agents as store
 
-router = APIRouter(prefix="/api/v1/sessions/{session_id}/multi-agents", tags=["multi-agents"],
-                   route_class=JSONRoute)
+router = APIRouter(
+    prefix="/api/v1/sessions/{session_id}/multi-agents",
+    tags=["multi-agents"],
+    route_class=JSONRoute,
+)
 
 
-@router.post("", status_code=201, response_model=MultiAgentOut, responses=errors(404, 409, 415),
-             summary="Create a multi-agent state (an identical repeat answers 200)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=MultiAgentOut,
+    responses=errors(404, 409, 415),
+    summary="Create a multi-agent state (an identical repeat answers 200)",
+)
 async def create_multi_agent(session_id: SessionId, body: MultiAgentCreate, svc: Svc) -> Response:
     row, created = await svc.db.transaction(
         store.create_multi_agent, session_id, body.multi_agent_id, jsonio.dumps(body.state)
     )
-    return respond(multi_agent_body(row), 201 if created else 200, version=row["version"],
-                   headers=location("sessions", session_id, "multi-agents", body.multi_agent_id))
+    return respond(
+        multi_agent_body(row),
+        201 if created else 200,
+        version=row["version"],
+        headers=location("sessions", session_id, "multi-agents", body.multi_agent_id),
+    )
 
 
-@router.get("/{multi_agent_id}", response_model=MultiAgentOut, responses=errors(304, 404),
-            summary="Read a multi-agent state")
+@router.get(
+    "/{multi_agent_id}",
+    response_model=MultiAgentOut,
+    responses=errors(304, 404),
+    summary="Read a multi-agent state",
+)
 async def read_multi_agent(
     session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
 ) -> Response:
@@ -36,23 +52,38 @@ async def read_multi_agent(
     return respond(multi_agent_body(row), version=row["version"])
 
 
-@router.put("/{multi_agent_id}", response_model=MultiAgentOut, responses=errors(404, 412, 415),
-            summary="Replace a multi-agent state (never creates)")
+@router.put(
+    "/{multi_agent_id}",
+    response_model=MultiAgentOut,
+    responses=errors(404, 412, 415),
+    summary="Replace a multi-agent state (never creates)",
+)
 async def update_multi_agent(
-    session_id: SessionId, multi_agent_id: MultiAgentId, body: MultiAgentUpdate,
-    request: Request, svc: Svc,
+    session_id: SessionId,
+    multi_agent_id: MultiAgentId,
+    body: MultiAgentUpdate,
+    request: Request,
+    svc: Svc,
 ) -> Response:
     if body.multi_agent_id not in (None, multi_agent_id):
         raise InvalidId("multi_agent_id in the body does not match the path")
     row = await svc.db.transaction(
-        store.update_multi_agent, session_id, multi_agent_id, jsonio.dumps(body.state),
+        store.update_multi_agent,
+        session_id,
+        multi_agent_id,
+        jsonio.dumps(body.state),
         if_match(request),
     )
     return respond(multi_agent_body(row), version=row["version"])
 
 
-@router.delete("/{multi_agent_id}", status_code=204, response_class=Response,
-               responses=errors(404, 412), summary="Delete a multi-agent state")
+@router.delete(
+    "/{multi_agent_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(404, 412),
+    summary="Delete a multi-agent state",
+)
 async def delete_multi_agent(
     session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
 ) -> Response:

@@ -8,19 +8,29 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from service.cache import session_key
+from service.errors import InvalidId
 from service.http import JSONRoute, if_match, respond
 from service.models import (
-    SessionCreate, SessionOut, SessionType, SessionUpdate, Page, session_body,
+    Page,
+    SessionCreate,
+    SessionOut,
+    SessionType,
+    SessionUpdate,
+    session_body,
 )
-from service.errors import InvalidId
 from service.routes import Cursor, Limit, SessionId, Svc, cached_read, errors, location
 from service.store import sessions as store
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], route_class=JSONRoute)
 
 
-@router.post("", status_code=201, response_model=SessionOut, responses=errors(409, 415),
-             summary="Create a session (an identical repeat answers 200)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionOut,
+    responses=errors(409, 415),
+    summary="Create a session (an identical repeat answers 200)",
+)
 async def create_session(body: SessionCreate, svc: Svc) -> Response:
     ttl = body.ttl_seconds
     if ttl is None and body.expires_at is None:
@@ -28,14 +38,21 @@ async def create_session(body: SessionCreate, svc: Svc) -> Response:
     row, created = await svc.db.transaction(
         store.create_session, body.session_id, body.session_type, body.expires_at, ttl
     )
-    return respond(session_body(row), 201 if created else 200, version=row["version"],
-                   headers=location("sessions", body.session_id))
+    return respond(
+        session_body(row),
+        201 if created else 200,
+        version=row["version"],
+        headers=location("sessions", body.session_id),
+    )
 
 
-@router.get("", response_model=Page[SessionOut], responses=errors(),
-            summary="List sessions, newest first")
+@router.get(
+    "", response_model=Page[SessionOut], responses=errors(), summary="List sessions, newest first"
+)
 async def list_sessions(
-    svc: Svc, limit: Limit = 100, cursor: Cursor = None,
+    svc: Svc,
+    limit: Limit = 100,
+    cursor: Cursor = None,
     created_after: Annotated[datetime | None, Query()] = None,
     created_before: Annotated[datetime | None, Query()] = None,
     session_type: Annotated[SessionType | None, Query()] = None,
@@ -56,8 +73,9 @@ async def list_sessions(
     return respond({"items": [session_body(r) for r in rows], "next_cursor": next_cursor})
 
 
-@router.get("/{session_id}", response_model=SessionOut, responses=errors(304, 404),
-            summary="Read a session")
+@router.get(
+    "/{session_id}", response_model=SessionOut, responses=errors(304, 404), summary="Read a session"
+)
 async def read_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
     async def current() -> tuple[int, None] | None:
         version = await svc.db.transaction(store.session_version, session_id)
@@ -67,12 +85,15 @@ async def read_session(session_id: SessionId, request: Request, svc: Svc) -> Res
         row = await svc.db.transaction(store.read_session, session_id)
         return session_body(row), row["version"], None, row["expires_at"]
 
-    return await cached_read(request, svc.cache, session_id, session_key(session_id),
-                             current, load)
+    return await cached_read(request, svc.cache, session_id, session_key(session_id), current, load)
 
 
-@router.put("/{session_id}", response_model=SessionOut, responses=errors(404, 412, 415),
-            summary="Update a session (never creates)")
+@router.put(
+    "/{session_id}",
+    response_model=SessionOut,
+    responses=errors(404, 412, 415),
+    summary="Update a session (never creates)",
+)
 async def update_session(
     session_id: SessionId, body: SessionUpdate, request: Request, svc: Svc
 ) -> Response:
@@ -85,9 +106,13 @@ async def update_session(
     return respond(session_body(row), version=row["version"])
 
 
-@router.delete("/{session_id}", status_code=204, response_class=Response,
-               responses=errors(404, 412),
-               summary="Delete a session with its agents, messages and multi-agent states")
+@router.delete(
+    "/{session_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(404, 412),
+    summary="Delete a session with its agents, messages and multi-agent states",
+)
 async def delete_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
     await svc.db.transaction(store.delete_session, session_id, if_match(request))
     await svc.cache.drop_session(session_id)

@@ -22,8 +22,14 @@ from service.store import objects as store
 router = APIRouter(prefix="/api/v1/storage", tags=["storage"])
 
 OCTETS = "application/octet-stream"
-Key = Annotated[str, Path(min_length=1, max_length=MAX_KEY_BYTES,
-                          description="The key: '/'-separated, segments percent-encoded.")]
+Key = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_KEY_BYTES,
+        description="The key: '/'-separated, segments percent-encoded.",
+    ),
+]
 Prefix = Annotated[str, Query(max_length=4096, description="List keys starting with this.")]
 _BYTES = {"schema": {"type": "string", "format": "binary"}}
 
@@ -48,9 +54,13 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 @router.put(
-    "/objects/{key:path}", status_code=204, response_class=Response,
-    responses={**errors(413),
-               415: {"model": ErrorEnvelope, "description": f"Body is not {OCTETS}."}},
+    "/objects/{key:path}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        **errors(413),
+        415: {"model": ErrorEnvelope, "description": f"Body is not {OCTETS}."},
+    },
     openapi_extra={"requestBody": {"required": True, "content": {OCTETS: _BYTES}}},
     summary="Store bytes under a key, replacing any value (atomic)",
 )
@@ -64,24 +74,38 @@ async def write_object(key: Key, request: Request, svc: Svc) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/objects/{key:path}", response_class=Response,
-            responses={200: {"description": "The stored bytes.", "content": {OCTETS: _BYTES}},
-                       **errors(404)},
-            summary="Read the bytes under a key")
+@router.get(
+    "/objects/{key:path}",
+    response_class=Response,
+    responses={
+        200: {"description": "The stored bytes.", "content": {OCTETS: _BYTES}},
+        **errors(404),
+    },
+    summary="Read the bytes under a key",
+)
 async def read_object(key: Key, svc: Svc) -> Response:
     data = await svc.db.transaction(store.read_object, normalize_key(key))
     return Response(data, media_type=OCTETS)
 
 
-@router.delete("/objects/{key:path}", status_code=204, response_class=Response,
-               responses=errors(), summary="Delete a key (done even when it does not exist)")
+@router.delete(
+    "/objects/{key:path}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(),
+    summary="Delete a key (done even when it does not exist)",
+)
 async def delete_object(key: Key, svc: Svc) -> Response:
     await svc.db.transaction(store.delete_object, normalize_key(key))
     return Response(status_code=204)
 
 
-@router.get("/objects", response_model=Page[str], responses=errors(),
-            summary="List keys starting with a prefix, in key (code point) order")
+@router.get(
+    "/objects",
+    response_model=Page[str],
+    responses=errors(),
+    summary="List keys starting with a prefix, in key (code point) order",
+)
 async def list_objects(
     svc: Svc, prefix: Prefix = "", limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
@@ -96,8 +120,12 @@ async def list_objects(
     return respond({"items": keys, "next_cursor": next_cursor})
 
 
-@router.get("/search", response_model=Page[SearchHit], responses=errors(),
-            summary="Keyword search over keys and contents (the SDK's default strategy)")
+@router.get(
+    "/search",
+    response_model=Page[SearchHit],
+    responses=errors(),
+    summary="Keyword search over keys and contents (the SDK's default strategy)",
+)
 async def search_objects(
     svc: Svc,
     q: Annotated[str, Query(description="Words to look for; stop words are ignored.")],

@@ -49,9 +49,12 @@ class NDJSONStream(StreamingResponse):
             await self._rest.aclose()
 
 
-@router.get("/{session_id}/export", response_class=Response,
-            responses={200: _STREAM_DOC, **errors(404)},
-            summary="Export a session with its agents, messages and multi-agent states (NDJSON)")
+@router.get(
+    "/{session_id}/export",
+    response_class=Response,
+    responses={200: _STREAM_DOC, **errors(404)},
+    summary="Export a session with its agents, messages and multi-agent states (NDJSON)",
+)
 async def export_session(session_id: SessionId, svc: Svc) -> Response:
     records = transfer.export_session(svc.db, session_id)
     first = await anext(records)  # 404 / 503 here, before anything is sent
@@ -59,26 +62,39 @@ async def export_session(session_id: SessionId, svc: Svc) -> Response:
 
 
 @router.post(
-    "/import", status_code=201, response_model=SessionOut,
-    responses={**errors(409, 413),
-               415: {"model": ErrorEnvelope, "description": "Body is not NDJSON."}},
-    openapi_extra={"requestBody": {"required": True, "content": {
-        ndjson.MEDIA_TYPE: {"schema": {"type": "string", "description": "An export."}}}}},
+    "/import",
+    status_code=201,
+    response_model=SessionOut,
+    responses={
+        **errors(409, 413),
+        415: {"model": ErrorEnvelope, "description": "Body is not NDJSON."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                ndjson.MEDIA_TYPE: {"schema": {"type": "string", "description": "An export."}}
+            },
+        }
+    },
     summary="Import an export, all or nothing (409 if the session exists, unless replace=true)",
 )
 async def import_session(
-    request: Request, svc: Svc,
+    request: Request,
+    svc: Svc,
     replace: Annotated[bool, Query(description="Replace an existing session atomically.")] = False,
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     if not _NDJSON.match(content_type):
         raise UnsupportedMediaType(
-            f"send the body as {ndjson.MEDIA_TYPE}, not {content_type or 'no type'!r}")
+            f"send the body as {ndjson.MEDIA_TYPE}, not {content_type or 'no type'!r}"
+        )
     body = await JSONRequest(request.scope, request.receive).body()  # MAX_BODY_BYTES applies
     # Validating a large stream takes a while: off the event loop.
     bundle = await asyncio.to_thread(ndjson.parse, body, svc.settings.max_json_depth)
     row = await svc.db.transaction(transfer.restore, bundle, replace)
     session_id = bundle.session.session_id
     await svc.cache.drop_session(session_id)
-    return respond(session_body(row), 201, version=row["version"],
-                   headers=location("sessions", session_id))
+    return respond(
+        session_body(row), 201, version=row["version"], headers=location("sessions", session_id)
+    )

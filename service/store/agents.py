@@ -10,8 +10,12 @@ from service.store import missing_or_mismatch
 
 
 async def create_agent(
-    conn: asyncpg.Connection, session_id: str, agent_id: str,
-    state: bytes, conversation_manager_state: bytes, internal_state: bytes,
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    state: bytes,
+    conversation_manager_state: bytes,
+    internal_state: bytes,
 ) -> tuple[asyncpg.Record, bool]:
     """Insert; an identical existing agent is returned with `created=False`, else 409."""
     args = (session_id, agent_id, state, conversation_manager_state, internal_state)
@@ -49,18 +53,31 @@ async def require_agent(conn: asyncpg.Connection, session_id: str, agent_id: str
 
 
 async def update_agent(
-    conn: asyncpg.Connection, session_id: str, agent_id: str,
-    state: bytes, conversation_manager_state: bytes, internal_state: bytes,
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    state: bytes,
+    conversation_manager_state: bytes,
+    internal_state: bytes,
     if_match: int | None,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
-        Q["update_agent"], session_id, agent_id,
-        state, conversation_manager_state, internal_state, if_match,
+        Q["update_agent"],
+        session_id,
+        agent_id,
+        state,
+        conversation_manager_state,
+        internal_state,
+        if_match,
     )
     if row is None:
         raise await missing_or_mismatch(
-            conn, "agent_version", (session_id, agent_id), if_match,
-            agent_missing(session_id, agent_id), f"agent {agent_id!r}",
+            conn,
+            "agent_version",
+            (session_id, agent_id),
+            if_match,
+            agent_missing(session_id, agent_id),
+            f"agent {agent_id!r}",
         )
     return row
 
@@ -70,8 +87,12 @@ async def delete_agent(
 ) -> None:
     if await conn.fetchrow(Q["delete_agent"], session_id, agent_id, if_match) is None:
         raise await missing_or_mismatch(
-            conn, "agent_version", (session_id, agent_id), if_match,
-            agent_missing(session_id, agent_id), f"agent {agent_id!r}",
+            conn,
+            "agent_version",
+            (session_id, agent_id),
+            if_match,
+            agent_missing(session_id, agent_id),
+            f"agent {agent_id!r}",
         )
 
 

@@ -29,16 +29,26 @@ async def create_message(
     """Insert; an identical existing message is returned with `created=False`, else 409."""
     try:
         row = await conn.fetchrow(
-            Q["create_message"], session_id, agent_id, new.message_id, new.role,
-            new.content_types, new.message, new.redact_message,
+            Q["create_message"],
+            session_id,
+            agent_id,
+            new.message_id,
+            new.role,
+            new.content_types,
+            new.message,
+            new.redact_message,
         )
     except asyncpg.ForeignKeyViolationError:
         raise agent_missing(session_id, agent_id) from None
     if row is not None:
         return row, True
     row = await conn.fetchrow(
-        Q["compare_message"], session_id, agent_id, new.message_id,
-        new.message, new.redact_message,
+        Q["compare_message"],
+        session_id,
+        agent_id,
+        new.message_id,
+        new.message,
+        new.redact_message,
     )
     if row is None:  # nothing inserted, nothing to compare: the session has expired
         raise agent_missing(session_id, agent_id)
@@ -53,10 +63,14 @@ async def create_messages(
     """Insert a batch in one statement; ids already taken must hold identical messages."""
     try:
         inserted = await conn.fetch(
-            Q["create_messages"], session_id, agent_id,
-            [m.message_id for m in batch], [m.role for m in batch],
+            Q["create_messages"],
+            session_id,
+            agent_id,
+            [m.message_id for m in batch],
+            [m.role for m in batch],
             # Serialized: a list of lists would be sent as a two-dimensional array.
-            [jsonio.dumps(m.content_types) for m in batch], [m.message for m in batch],
+            [jsonio.dumps(m.content_types) for m in batch],
+            [m.message for m in batch],
             [m.redact_message for m in batch],
         )
     except asyncpg.ForeignKeyViolationError:
@@ -66,8 +80,11 @@ async def create_messages(
         fresh = {row["message_id"] for row in inserted}
         taken = [m for m in batch if m.message_id not in fresh]
         existing = await conn.fetch(
-            Q["compare_messages"], session_id, agent_id,
-            [m.message_id for m in taken], [m.message for m in taken],
+            Q["compare_messages"],
+            session_id,
+            agent_id,
+            [m.message_id for m in taken],
+            [m.message for m in taken],
             [m.redact_message for m in taken],
         )
         if not existing and not inserted:  # the session has expired
@@ -92,36 +109,62 @@ async def read_message(
 
 
 async def update_message(
-    conn: asyncpg.Connection, session_id: str, agent_id: str, new: NewMessage,
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    new: NewMessage,
     if_match: int | None,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
-        Q["update_message"], session_id, agent_id, new.message_id, new.role,
-        new.content_types, new.message, new.redact_message, if_match,
+        Q["update_message"],
+        session_id,
+        agent_id,
+        new.message_id,
+        new.role,
+        new.content_types,
+        new.message,
+        new.redact_message,
+        if_match,
     )
     if row is None:
         raise await missing_or_mismatch(
-            conn, "message_version", (session_id, agent_id, new.message_id), if_match,
-            message_missing(session_id, agent_id, new.message_id), f"message {new.message_id}",
+            conn,
+            "message_version",
+            (session_id, agent_id, new.message_id),
+            if_match,
+            message_missing(session_id, agent_id, new.message_id),
+            f"message {new.message_id}",
         )
     return row
 
 
 async def delete_message(
-    conn: asyncpg.Connection, session_id: str, agent_id: str, message_id: int,
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    message_id: int,
     if_match: int | None,
 ) -> None:
     row = await conn.fetchrow(Q["delete_message"], session_id, agent_id, message_id, if_match)
     if row is None:
         raise await missing_or_mismatch(
-            conn, "message_version", (session_id, agent_id, message_id), if_match,
-            message_missing(session_id, agent_id, message_id), f"message {message_id}",
+            conn,
+            "message_version",
+            (session_id, agent_id, message_id),
+            if_match,
+            message_missing(session_id, agent_id, message_id),
+            f"message {message_id}",
         )
 
 
 async def list_messages(
-    conn: asyncpg.Connection, session_id: str, agent_id: str,
-    after: int | None, offset: int, limit: int, descending: bool,
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    after: int | None,
+    offset: int,
+    limit: int,
+    descending: bool,
 ) -> list[asyncpg.Record]:
     """A keyset page of messages; 404 when the session or agent does not exist."""
     query = Q["list_messages_desc"] if descending else Q["list_messages_asc"]

@@ -37,15 +37,19 @@ async def read_multi_agent(
 
 
 async def update_multi_agent(
-    conn: asyncpg.Connection, session_id: str, multi_agent_id: str, state: bytes,
+    conn: asyncpg.Connection,
+    session_id: str,
+    multi_agent_id: str,
+    state: bytes,
     if_match: int | None,
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        Q["update_multi_agent"], session_id, multi_agent_id, state, if_match
-    )
+    row = await conn.fetchrow(Q["update_multi_agent"], session_id, multi_agent_id, state, if_match)
     if row is None:
         raise await missing_or_mismatch(
-            conn, "multi_agent_version", (session_id, multi_agent_id), if_match,
+            conn,
+            "multi_agent_version",
+            (session_id, multi_agent_id),
+            if_match,
             multi_agent_missing(session_id, multi_agent_id),
             f"multi-agent state {multi_agent_id!r}",
         )
@@ -58,7 +62,10 @@ async def delete_multi_agent(
     row = await conn.fetchrow(Q["delete_multi_agent"], session_id, multi_agent_id, if_match)
     if row is None:
         raise await missing_or_mismatch(
-            conn, "multi_agent_version", (session_id, multi_agent_id), if_match,
+            conn,
+            "multi_agent_version",
+            (session_id, multi_agent_id),
+            if_match,
             multi_agent_missing(session_id, multi_agent_id),
             f"multi-agent state {multi_agent_id!r}",
         )

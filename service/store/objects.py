@@ -28,9 +28,7 @@ async def delete_object(conn: asyncpg.Connection, key: str) -> None:
     await conn.execute(Q["delete_object"], key)
 
 
-async def list_objects(
-    conn: asyncpg.Connection, prefix: str, after: str, limit: int
-) -> list[str]:
+async def list_objects(conn: asyncpg.Connection, prefix: str, after: str, limit: int) -> list[str]:
     """Up to `limit` keys starting with `prefix`, after `after`, in key order."""
     upper = successor(prefix)
     if upper is None:
@@ -46,8 +44,11 @@ async def search_objects(
     """The `limit` best (key, score, data) under `prefix`: a cursor scan, scored off the
     event loop, keeping only the best `limit` as it goes."""
     upper = successor(prefix)
-    query, args = ((Q["scan_objects_unbounded"], (prefix,)) if upper is None
-                   else (Q["scan_objects"], (prefix, upper)))
+    query, args = (
+        (Q["scan_objects_unbounded"], (prefix,))
+        if upper is None
+        else (Q["scan_objects"], (prefix, upper))
+    )
     best: list[tuple[str, int, bytes]] = []
     cursor = await conn.cursor(query, *args)
     while rows := await cursor.fetch(SCAN_BATCH):

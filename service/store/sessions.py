@@ -12,8 +12,11 @@ from service.store import missing_or_mismatch
 
 
 async def create_session(
-    conn: asyncpg.Connection, session_id: str, session_type: str,
-    expires_at: datetime | None = None, ttl_seconds: float | None = None,
+    conn: asyncpg.Connection,
+    session_id: str,
+    session_type: str,
+    expires_at: datetime | None = None,
+    ttl_seconds: float | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Insert; an identical existing session is returned with `created=False`, else 409.
 
@@ -46,20 +49,32 @@ async def require_session(conn: asyncpg.Connection, session_id: str) -> None:
 
 
 async def update_session(
-    conn: asyncpg.Connection, session_id: str, session_type: str, if_match: int | None,
+    conn: asyncpg.Connection,
+    session_id: str,
+    session_type: str,
+    if_match: int | None,
     expiry: tuple[datetime | None, float | None] | None = None,
 ) -> asyncpg.Record:
     """`expiry` is (expires_at, ttl_seconds) to change it (both None: never expires); None keeps
     it."""
     expires_at, ttl_seconds = expiry or (None, None)
     row = await conn.fetchrow(
-        Q["update_session"], session_id, session_type, if_match, expiry is not None,
-        expires_at, ttl_seconds,
+        Q["update_session"],
+        session_id,
+        session_type,
+        if_match,
+        expiry is not None,
+        expires_at,
+        ttl_seconds,
     )
     if row is None:
         raise await missing_or_mismatch(
-            conn, "session_version", (session_id,), if_match,
-            session_missing(session_id), f"session {session_id!r}",
+            conn,
+            "session_version",
+            (session_id,),
+            if_match,
+            session_missing(session_id),
+            f"session {session_id!r}",
         )
     return row
 
@@ -67,8 +82,12 @@ async def update_session(
 async def delete_session(conn: asyncpg.Connection, session_id: str, if_match: int | None) -> None:
     if await conn.fetchrow(Q["delete_session"], session_id, if_match) is None:
         raise await missing_or_mismatch(
-            conn, "session_version", (session_id,), if_match,
-            session_missing(session_id), f"session {session_id!r}",
+            conn,
+            "session_version",
+            (session_id,),
+            if_match,
+            session_missing(session_id),
+            f"session {session_id!r}",
         )
 
 

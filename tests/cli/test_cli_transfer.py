@@ -14,12 +14,18 @@ def test_export_then_import_round_trips_and_reports_failures(
     proc = service_process({"DATABASE_URL": database_url, "API_KEYS": "k1"})
     auth = {"Authorization": "Bearer k1"}
     with httpx.Client(base_url=proc.url + "/api/v1/sessions", headers=auth) as http:
-        assert http.post(proc.url + "/api/v1/sessions",
-                         json={"session_id": "cli s"}).status_code == 201
-        http.post("/cli%20s/agents", json={"agent_id": "a", "state": {"n": 2**70},
-                                           "conversation_manager_state": {}})
-        http.post("/cli%20s/agents/a/messages",
-                  json={"message_id": 0, "message": {"role": "user", "content": [{"text": "\0"}]}})
+        assert (
+            http.post(proc.url + "/api/v1/sessions", json={"session_id": "cli s"}).status_code
+            == 201
+        )
+        http.post(
+            "/cli%20s/agents",
+            json={"agent_id": "a", "state": {"n": 2**70}, "conversation_manager_state": {}},
+        )
+        http.post(
+            "/cli%20s/agents/a/messages",
+            json={"message_id": 0, "message": {"role": "user", "content": [{"text": "\0"}]}},
+        )
 
         exported = invoke("session", "export", "cli s", "--url", proc.url, "--api-key", "k1")
         assert exported.exit_code == 0, exported.output
@@ -33,8 +39,9 @@ def test_export_then_import_round_trips_and_reports_failures(
         assert "409" in taken.output and "--replace" in taken.output
 
         http.delete("/cli%20s/agents/a")
-        replaced = invoke("session", "import", str(file), "--replace", "--url", proc.url,
-                          "--api-key", "k1")
+        replaced = invoke(
+            "session", "import", str(file), "--replace", "--url", proc.url, "--api-key", "k1"
+        )
         assert replaced.exit_code == 0, replaced.output
         assert "Imported session cli s" in replaced.output
         assert http.get("/cli%20s/export").content == exported.stdout_bytes

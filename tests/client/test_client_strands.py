@@ -105,8 +105,11 @@ def _without_tracking(value: Any) -> Any:
     """Drop the parts that differ between two runs of one scenario: tracking ids, and the
     time to first byte, which Strands records only when it measured at least 1 ms."""
     if isinstance(value, dict):
-        return {k: _without_tracking(v) for k, v in value.items()
-                if k not in ("tracking_id", "timeToFirstByteMs")}
+        return {
+            k: _without_tracking(v)
+            for k, v in value.items()
+            if k not in ("tracking_id", "timeToFirstByteMs")
+        }
     if isinstance(value, list):
         return [_without_tracking(v) for v in value]
     return value
