@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
+import secrets
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,6 +60,15 @@ RETRY_AFTER = "2"
 FATAL = False  # set when start-up gave up on the database: `python -m service` exits 1
 
 
+# A random per-process prefix and a counter: unique across processes, no system call a request.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+
+
 class RequestIdMiddleware:
     """`X-Request-ID` on every response; unexpected exceptions become the 500 envelope here, so
     even those carry it."""
@@ -73,7 +83,7 @@ class RequestIdMiddleware:
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
             "latin-1"
         )
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 
@@ -126,7 +136,15 @@ def _error_response(
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    if exc.status >= 500:
+    if exc.status == 500:  # an error nothing maps: a bug, logged with its cause
+        log.error(
+            "%s %s answered 500: %s",
+            request.method,
+            request.url.path,
+            exc.message,
+            exc_info=exc.__cause__ or exc,
+        )
+    elif exc.status > 500:
         log.warning(
             "%s %s answered %d: %s", request.method, request.url.path, exc.status, exc.message
         )

@@ -1,10 +1,12 @@
-"""The asyncpg pool and the one way to run a transaction.
+"""The asyncpg pool and the two ways to run database work.
 
 `Database.transaction(work, *args)` acquires a connection, opens a transaction, awaits
 `work(conn, *args)` and commits; a 2xx is built only after it returns, so a COMMIT that fails is
-never reported as success. The body is a function rather than an `async with` block because a
-transient failure (lost connection, serialization failure, deadlock, a plan invalidated by a
-migration, pool exhaustion) re-runs the whole transaction with backoff.
+never reported as success. `Database.run(work, *args)` is the same without BEGIN/COMMIT, for work
+whose writes are one statement (atomic by itself: PostgreSQL commits it before answering) and
+for reads: it saves two round trips per request. The body is a function rather than an
+`async with` block because a transient failure (lost connection, serialization failure,
+deadlock, a plan invalidated by a migration, pool exhaustion) re-runs the whole of it with backoff.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    return None
+
+
 class Database:
     """The pool of one service process, with retries and health figures."""
 
@@ -90,6 +96,10 @@ class Database:
             timeout=s.db_connect_timeout_seconds,
             statement_cache_size=s.db_statement_cache_size,
             init=init_connection,
+            # Pooled connections hold no session state (settings come with the connection,
+            # transactions always end): skip asyncpg's reset query, a round trip per release.
+            # asyncpg still rolls back a transaction left open.
+            reset=_keep_session,
             connection_class=telemetry.connection_class(),
             server_settings={
                 "application_name": "strands-session-backend",
@@ -107,25 +117,37 @@ class Database:
 
     async def transaction(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `work(conn, *args)` in one transaction, retried whole on transient errors."""
+        return await self._guarded(True, work, *args, **kwargs)
+
+    async def run(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `work(conn, *args)` without a transaction block: reads, one-statement writes."""
+        return await self._guarded(False, work, *args, **kwargs)
+
+    async def _guarded(
+        self, atomic: bool, work: Work[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         if not self.accepting:
             raise ServiceUnavailable("the database is not connected yet; retry shortly")
         try:
             async with asyncio.timeout(self.settings.request_timeout_seconds):
-                return await self._retrying_transaction(work, *args, **kwargs)
+                return await self._retrying_transaction(atomic, work, *args, **kwargs)
         except TimeoutError:
             raise ServiceUnavailable("the database did not answer in time; retry shortly") from None
-        except asyncpg.PostgresError as exc:
-            raise from_database(exc) from exc
-        except TRANSIENT as exc:
+        except DATABASE_ERRORS as exc:
             raise from_database(exc) from exc
 
-    async def _transaction_once(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def _transaction_once(
+        self, atomic: bool, work: Work[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         assert self.pool is not None
         done = False
         try:
             async with self.pool.acquire(timeout=self.settings.db_acquire_timeout_seconds) as conn:
                 try:
-                    async with conn.transaction():
+                    if atomic:
+                        async with conn.transaction():
+                            result = await work(cast(asyncpg.Connection, conn), *args, **kwargs)
+                    else:
                         result = await work(cast(asyncpg.Connection, conn), *args, **kwargs)
                 except _EXPECTED:
                     raise

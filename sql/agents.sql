@@ -75,7 +75,7 @@ SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.intern
          WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
   FROM agents a
  WHERE a.session_id = $1
-   AND ($2::text IS NULL OR a.agent_id > $2)
+   AND a.agent_id > coalesce($2::text, '')
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
  ORDER BY a.agent_id

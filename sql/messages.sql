@@ -86,11 +86,13 @@ RETURNING version;
 
 -- name: list_messages_asc
 -- A page of one agent's messages in message_id order, after $3 when given, skipping $4 rows.
+-- Keyset bounds are plain comparisons (coalesce, not `$3 IS NULL OR`), so the generic plan of
+-- the prepared statement still scans the primary key from the cursor.
 SELECT session_id, agent_id, message_id, message, redact_message,
        version, created_at, updated_at
   FROM messages
  WHERE session_id = $1 AND agent_id = $2
-   AND ($3::integer IS NULL OR message_id > $3)
+   AND message_id > coalesce($3::integer, -1)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
  ORDER BY message_id
@@ -103,7 +105,7 @@ SELECT session_id, agent_id, message_id, message, redact_message,
        version, created_at, updated_at
   FROM messages
  WHERE session_id = $1 AND agent_id = $2
-   AND ($3::integer IS NULL OR message_id < $3)
+   AND message_id < coalesce($3::integer::bigint, 2147483648)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
  ORDER BY message_id DESC

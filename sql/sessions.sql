@@ -56,6 +56,6 @@ SELECT session_id, session_type, version, created_at, updated_at, expires_at
    AND ($1::timestamptz IS NULL OR created_at > $1)
    AND ($2::timestamptz IS NULL OR created_at < $2)
    AND ($3::text IS NULL OR session_type = $3)
-   AND ($4::timestamptz IS NULL OR (created_at, session_id) < ($4, $5::text))
+   AND (created_at, session_id) < (coalesce($4::timestamptz, 'infinity'), coalesce($5::text, ''))
  ORDER BY created_at DESC, session_id DESC
  LIMIT $6;

@@ -35,7 +35,8 @@ class Services:
     sweeper: Sweeper | None = None
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
+    # async: a plain `def` dependency would run in a worker thread, a hand-off per request.
     return request.app.state.services  # type: ignore[no-any-return]
 
 

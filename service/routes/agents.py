@@ -35,7 +35,7 @@ def _documents(body: AgentUpdate) -> tuple[bytes, bytes, bytes]:
     summary="Create an agent (an identical repeat answers 200)",
 )
 async def create_agent(session_id: SessionId, body: AgentCreate, svc: Svc) -> Response:
-    row, created = await svc.db.transaction(
+    row, created = await svc.db.run(
         store.create_agent, session_id, body.agent_id, *_documents(body)
     )
     await svc.cache.drop(agent_key(session_id, body.agent_id))
@@ -55,7 +55,7 @@ async def list_agents(
 ) -> Response:
     scope = f"agents|{session_id}"
     after = svc.cursors.read(scope, cursor)[0] if cursor is not None else None
-    rows = await svc.db.transaction(store.list_agents, session_id, after, limit + 1)
+    rows = await svc.db.run(store.list_agents, session_id, after, limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -70,11 +70,11 @@ async def read_agent(
     session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc
 ) -> Response:
     async def current() -> tuple[int, int] | None:
-        row = await svc.db.transaction(store.agent_version, session_id, agent_id)
+        row = await svc.db.run(store.agent_version, session_id, agent_id)
         return None if row is None else (row["version"], row["message_count"])
 
     async def load() -> tuple[dict, int, int, datetime | None]:
-        row = await svc.db.transaction(store.read_agent, session_id, agent_id)
+        row = await svc.db.run(store.read_agent, session_id, agent_id)
         return agent_body(row), row["version"], row["message_count"], row["session_expires_at"]
 
     return await cached_read(
@@ -93,7 +93,7 @@ async def update_agent(
 ) -> Response:
     if body.agent_id not in (None, agent_id):
         raise InvalidId("agent_id in the body does not match the path")
-    row = await svc.db.transaction(
+    row = await svc.db.run(
         store.update_agent, session_id, agent_id, *_documents(body), if_match(request)
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
@@ -110,6 +110,6 @@ async def update_agent(
 async def delete_agent(
     session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc
 ) -> Response:
-    await svc.db.transaction(store.delete_agent, session_id, agent_id, if_match(request))
+    await svc.db.run(store.delete_agent, session_id, agent_id, if_match(request))
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

@@ -61,7 +61,7 @@ def _new(body: MessageUpdate, message_id: int) -> NewMessage:
 async def create_message(
     session_id: SessionId, agent_id: AgentId, body: MessageCreate, svc: Svc
 ) -> Response:
-    row, created = await svc.db.transaction(
+    row, created = await svc.db.run(
         store.create_message, session_id, agent_id, _new(body, body.message_id)
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
@@ -122,7 +122,7 @@ async def list_messages(
     after = None
     if cursor is not None:  # the cursor already holds the position the offset led to
         after, offset = svc.cursors.read(scope, cursor)[0], 0
-    rows = await svc.db.transaction(
+    rows = await svc.db.run(
         store.list_messages, session_id, agent_id, after, offset, limit + 1, order == "desc"
     )
     next_cursor = None
@@ -142,7 +142,7 @@ async def read_message(
     request: Request,
     svc: Svc,
 ) -> Response:
-    row = await svc.db.transaction(store.read_message, session_id, agent_id, message_id)
+    row = await svc.db.run(store.read_message, session_id, agent_id, message_id)
     if none_match(request, row["version"]):
         return not_modified(row["version"])
     return respond(message_body(row), version=row["version"])
@@ -164,7 +164,7 @@ async def update_message(
 ) -> Response:
     if body.message_id not in (None, message_id):
         raise InvalidId("message_id in the body does not match the path")
-    row = await svc.db.transaction(
+    row = await svc.db.run(
         store.update_message, session_id, agent_id, _new(body, message_id), if_match(request)
     )
     return respond(message_body(row), version=row["version"])
@@ -184,8 +184,6 @@ async def delete_message(
     request: Request,
     svc: Svc,
 ) -> Response:
-    await svc.db.transaction(
-        store.delete_message, session_id, agent_id, message_id, if_match(request)
-    )
+    await svc.db.run(store.delete_message, session_id, agent_id, message_id, if_match(request))
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

@@ -26,7 +26,7 @@ router = APIRouter(
     summary="Create a multi-agent state (an identical repeat answers 200)",
 )
 async def create_multi_agent(session_id: SessionId, body: MultiAgentCreate, svc: Svc) -> Response:
-    row, created = await svc.db.transaction(
+    row, created = await svc.db.run(
         store.create_multi_agent, session_id, body.multi_agent_id, jsonio.dumps(body.state)
     )
     return respond(
@@ -46,7 +46,7 @@ async def create_multi_agent(session_id: SessionId, body: MultiAgentCreate, svc:
 async def read_multi_agent(
     session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
 ) -> Response:
-    row = await svc.db.transaction(store.read_multi_agent, session_id, multi_agent_id)
+    row = await svc.db.run(store.read_multi_agent, session_id, multi_agent_id)
     if none_match(request, row["version"]):
         return not_modified(row["version"])
     return respond(multi_agent_body(row), version=row["version"])
@@ -67,7 +67,7 @@ async def update_multi_agent(
 ) -> Response:
     if body.multi_agent_id not in (None, multi_agent_id):
         raise InvalidId("multi_agent_id in the body does not match the path")
-    row = await svc.db.transaction(
+    row = await svc.db.run(
         store.update_multi_agent,
         session_id,
         multi_agent_id,
@@ -87,7 +87,5 @@ async def update_multi_agent(
 async def delete_multi_agent(
     session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
 ) -> Response:
-    await svc.db.transaction(
-        store.delete_multi_agent, session_id, multi_agent_id, if_match(request)
-    )
+    await svc.db.run(store.delete_multi_agent, session_id, multi_agent_id, if_match(request))
     return Response(status_code=204)

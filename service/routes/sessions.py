@@ -62,7 +62,7 @@ async def list_sessions(
     if cursor is not None:
         at, sid = svc.cursors.read(scope, cursor)
         after = (datetime.fromisoformat(at), sid)
-    rows = await svc.db.transaction(
+    rows = await svc.db.run(
         store.list_sessions, created_after, created_before, session_type, after, limit + 1
     )
     next_cursor = None
@@ -78,11 +78,11 @@ async def list_sessions(
 )
 async def read_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
     async def current() -> tuple[int, None] | None:
-        version = await svc.db.transaction(store.session_version, session_id)
+        version = await svc.db.run(store.session_version, session_id)
         return None if version is None else (version, None)
 
     async def load() -> tuple[dict, int, None, datetime | None]:
-        row = await svc.db.transaction(store.read_session, session_id)
+        row = await svc.db.run(store.read_session, session_id)
         return session_body(row), row["version"], None, row["expires_at"]
 
     return await cached_read(request, svc.cache, session_id, session_key(session_id), current, load)
@@ -99,7 +99,7 @@ async def update_session(
 ) -> Response:
     if body.session_id not in (None, session_id):
         raise InvalidId("session_id in the body does not match the path")
-    row = await svc.db.transaction(
+    row = await svc.db.run(
         store.update_session, session_id, body.session_type, if_match(request), body.expiry()
     )
     await svc.cache.drop_session(session_id)  # its agents' entries carry its expiry too
@@ -114,6 +114,6 @@ async def update_session(
     summary="Delete a session with its agents, messages and multi-agent states",
 )
 async def delete_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
-    await svc.db.transaction(store.delete_session, session_id, if_match(request))
+    await svc.db.run(store.delete_session, session_id, if_match(request))
     await svc.cache.drop_session(session_id)
     return Response(status_code=204)

@@ -70,7 +70,7 @@ async def write_object(key: Key, request: Request, svc: Svc) -> Response:
     if content_type != OCTETS:
         raise UnsupportedMediaType(f"send the value as {OCTETS}, not {content_type or 'no type'!r}")
     data = await _body(request, svc.settings.storage_max_object_bytes)
-    await svc.db.transaction(store.write_object, normalized, data)
+    await svc.db.run(store.write_object, normalized, data)
     return Response(status_code=204)
 
 
@@ -84,7 +84,7 @@ async def write_object(key: Key, request: Request, svc: Svc) -> Response:
     summary="Read the bytes under a key",
 )
 async def read_object(key: Key, svc: Svc) -> Response:
-    data = await svc.db.transaction(store.read_object, normalize_key(key))
+    data = await svc.db.run(store.read_object, normalize_key(key))
     return Response(data, media_type=OCTETS)
 
 
@@ -96,7 +96,7 @@ async def read_object(key: Key, svc: Svc) -> Response:
     summary="Delete a key (done even when it does not exist)",
 )
 async def delete_object(key: Key, svc: Svc) -> Response:
-    await svc.db.transaction(store.delete_object, normalize_key(key))
+    await svc.db.run(store.delete_object, normalize_key(key))
     return Response(status_code=204)
 
 
@@ -112,7 +112,7 @@ async def list_objects(
     normalized = normalize_prefix(prefix)
     scope = f"storage|{normalized}"
     after = str(svc.cursors.read(scope, cursor)[0]) if cursor is not None else ""
-    keys = await svc.db.transaction(store.list_objects, normalized, after, limit + 1)
+    keys = await svc.db.run(store.list_objects, normalized, after, limit + 1)
     next_cursor = None
     if len(keys) > limit:
         keys = keys[:limit]
@@ -135,6 +135,7 @@ async def search_objects(
 ) -> Response:
     normalized = normalize_prefix(prefix)
     words = query_words(q)
+    # A transaction: the search reads through a server-side cursor, which needs one.
     hits = await svc.db.transaction(store.search_objects, normalized, words, limit) if words else []
     items: list[dict[str, Any]] = []
     for key, score, data in hits:
