@@ -1,0 +1,105 @@
+"""The framework floor: bare apps answering prebuilt bodies, served like the service.
+
+`python -m bench.floor_app fastapi|starlette` runs `uvicorn.run` with the arguments
+`service/__main__.py` uses (import string + factory, host, port, workers, log level, graceful
+shutdown, no access log, `loop` / `http` left at "auto", i.e. uvloop and httptools when
+installed), so the only difference from the service is the app itself.
+
+Both apps have the service's route shapes, with path parameters:
+    GET  /api/v1/sessions/{session_id}/agents/{agent_id}            the GET-agent body
+    POST /api/v1/sessions/{session_id}/agents/{agent_id}/messages   reads the request body,
+                                                                    answers the append body (201)
+    GET  /health/ready                                              readiness, as the service
+The bodies are the bytes of real service answers, read from the files named by
+`BENCH_FLOOR_AGENT_BODY` and `BENCH_FLOOR_MESSAGE_BODY`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+AGENT_PATH = "/api/v1/sessions/{session_id}/agents/{agent_id}"
+MESSAGES_PATH = AGENT_PATH + "/messages"
+JSON = "application/json"
+
+
+def _bodies() -> tuple[bytes, bytes]:
+    agent = Path(os.environ["BENCH_FLOOR_AGENT_BODY"]).read_bytes()
+    message = Path(os.environ["BENCH_FLOOR_MESSAGE_BODY"]).read_bytes()
+    return agent, message
+
+
+def fastapi_factory() -> FastAPI:
+    """A bare FastAPI app: no middleware, no dependencies, no validation beyond the path."""
+    agent, message = _bodies()
+    app = FastAPI()
+
+    @app.get(AGENT_PATH)
+    async def read_agent(session_id: str, agent_id: str) -> Response:
+        return Response(agent, media_type=JSON, headers={"ETag": '"1"'})
+
+    @app.post(MESSAGES_PATH, status_code=201)
+    async def create_message(session_id: str, agent_id: str, request: Request) -> Response:
+        await request.body()
+        return Response(message, status_code=201, media_type=JSON, headers={"ETag": '"1"'})
+
+    @app.get("/health/ready")
+    async def ready() -> Response:
+        return Response(b'{"status":"ready"}', media_type=JSON)
+
+    return app
+
+
+def starlette_factory() -> Any:
+    """The same routes on bare Starlette (what FastAPI adds is the difference to this)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    agent, message = _bodies()
+
+    async def read_agent(request: Request) -> Response:
+        return Response(agent, media_type=JSON, headers={"ETag": '"1"'})
+
+    async def create_message(request: Request) -> Response:
+        await request.body()
+        return Response(message, status_code=201, media_type=JSON, headers={"ETag": '"1"'})
+
+    async def ready(request: Request) -> Response:
+        return Response(b'{"status":"ready"}', media_type=JSON)
+
+    return Starlette(
+        routes=[
+            Route(AGENT_PATH, read_agent, methods=["GET"]),
+            Route(MESSAGES_PATH, create_message, methods=["POST"]),
+            Route("/health/ready", ready, methods=["GET"]),
+        ]
+    )
+
+
+def main(argv: list[str]) -> int:
+    import uvicorn
+
+    kind = argv[0] if argv else "fastapi"
+    if kind not in ("fastapi", "starlette"):
+        print("usage: python -m bench.floor_app fastapi|starlette", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        f"bench.floor_app:{kind}_factory",
+        factory=True,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ["PORT"]),
+        workers=int(os.environ.get("WORKERS", "1")),
+        log_level=os.environ.get("LOG_LEVEL", "warning").lower(),
+        timeout_graceful_shutdown=10,
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
