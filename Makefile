@@ -28,8 +28,8 @@ migrate: $(STAMP) ## apply migrations and exit
 	$(PY) -m service migrate
 
 lint: $(STAMP) ## ruff and mypy
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests bench tools
+	$(VENV)/bin/ruff format --check service tests bench tools
 	$(VENV)/bin/mypy
 
 format: $(STAMP)

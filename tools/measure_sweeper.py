@@ -72,10 +72,12 @@ async def measure(admin: str, sessions: int, messages: int, batch_size: int) -> 
             assert left == 0, left
         finally:
             await db.close()
-        print(f"batch {batch_size:5d}: {sessions} sessions x {messages} messages "
-              f"(filled in {filled:.1f}s) swept in {seconds:.2f}s in {outcome[1]} batches: "
-              f"{sessions / seconds:,.0f} sessions/s, {sessions * messages / seconds:,.0f} "
-              f"messages/s, {seconds / outcome[1] * 1000:.0f} ms a batch")
+        print(
+            f"batch {batch_size:5d}: {sessions} sessions x {messages} messages "
+            f"(filled in {filled:.1f}s) swept in {seconds:.2f}s in {outcome[1]} batches: "
+            f"{sessions / seconds:,.0f} sessions/s, {sessions * messages / seconds:,.0f} "
+            f"messages/s, {seconds / outcome[1] * 1000:.0f} ms a batch"
+        )
     finally:
         conn = await asyncpg.connect(admin)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -87,8 +89,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--batch-size", type=int, action="append", dest="batch_sizes")
-    parser.add_argument("--dsn", default=os.environ.get(
-        "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get(
+            "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
     args = parser.parse_args()
     for batch_size in args.batch_sizes or [100]:
         asyncio.run(measure(args.dsn, args.sessions, args.messages, batch_size))
