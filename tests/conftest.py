@@ -20,6 +20,7 @@ from service import migrate
 from service.app import create_app
 from service.embedded import EmbeddedPostgres
 from service.settings import Settings
+from tests import contract
 from tests.support import (
     ServiceProcess,
     admin_execute,
@@ -135,3 +136,26 @@ def service_process(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+# One database and one app for the whole module (a database per test costs more than the tests
+# themselves); every test works under session ids of its own (`sid`), so tests stay independent.
+@pytest.fixture(scope="module")
+def module_database_url(admin_dsn: str, template_db: str) -> Iterator[str]:
+    dsn = create_database(admin_dsn, template_db)
+    yield dsn
+    drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture(scope="module")
+async def api(module_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP to the app (ASGI) with `check_response` run on every response."""
+    async with app_client(create_app(make_settings(), dsn=module_database_url)) as http:
+        http.event_hooks["response"].append(contract.checked)
+        yield http
+
+
+@pytest.fixture
+def sid() -> str:
+    """A session id of this test's own."""
+    return f"s-{uuid.uuid4().hex[:12]}"

@@ -5,104 +5,17 @@ X-Request-ID on every answer."""
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
-from service.app import create_app
-from tests.conftest import app_client, make_settings
-from tests.support import create_database, drop_database
-
-S = "/api/v1/sessions"
-
-CMS = {
-    "__name__": "SlidingWindowConversationManager",
-    "removed_message_count": 0,
-    "window_size": 40,
-}
-
-
-# --- helpers shared by every test in this file -------------------------------------------------
-
-
-def check_response(r: httpx.Response) -> None:
-    """What API.md promises of every answer: X-Request-ID; errors in the one envelope;
-    no 5xx for anything these tests send; 204/304 without a body."""
-    assert r.headers.get("x-request-id"), f"{r.request.method} {r.request.url}: no X-Request-ID"
-    assert r.status_code < 500, f"{r.request.method} {r.request.url} -> {r.status_code} {r.text}"
-    if r.status_code >= 400:
-        body = r.json()
-        assert list(body) == ["error"], body
-        err = body["error"]
-        assert (
-            {"code", "message", "request_id"}
-            <= set(err)
-            <= {"code", "message", "details", "request_id"}
-        ), err
-        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", err["code"]), err
-        assert isinstance(err["message"], str) and err["message"].strip(), err
-        assert err["request_id"] == r.headers["x-request-id"], err
-    if r.status_code in (204, 304):
-        assert r.content == b""
-
-
-async def _checked(response: httpx.Response) -> None:
-    await response.aread()
-    check_response(response)
-
-
-# One database and one app for the whole module (a database per test costs more than the tests
-# themselves); every test works under session ids of its own (`sid`), so tests stay independent.
-@pytest.fixture(scope="module")
-def module_database_url(admin_dsn: str, template_db: str) -> Iterator[str]:
-    dsn = create_database(admin_dsn, template_db)
-    yield dsn
-    drop_database(admin_dsn, dsn)
-
-
-@pytest.fixture(scope="module")
-async def api(module_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """HTTP to the app (ASGI) with `check_response` run on every response."""
-    async with app_client(create_app(make_settings(), dsn=module_database_url)) as http:
-        http.event_hooks["response"].append(_checked)
-        yield http
-
-
-@pytest.fixture
-def sid() -> str:
-    """A session id of this test's own."""
-    return f"s-{uuid.uuid4().hex[:12]}"
+from tests.contract import S, error, make_session, utc
 
 
 @pytest.fixture
 def A(sid: str) -> str:
     """The agents collection of this test's session."""
     return f"{S}/{sid}/agents"
-
-
-def error(r: httpx.Response, status: int, code: str, *words: str) -> dict:
-    """Assert an error answer: status, code, and that the message names `words`."""
-    assert r.status_code == status, (r.request.method, str(r.request.url), r.status_code, r.text)
-    err = r.json()["error"]
-    assert err["code"] == code, err
-    for word in words:
-        assert word in err["message"], (word, err)
-    return err
-
-
-def utc(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    assert parsed.utcoffset() == timedelta(0), value
-    return parsed
-
-
-async def make_session(api: httpx.AsyncClient, sid: str) -> None:
-    r = await api.post(S, json={"session_id": sid, "session_type": "AGENT"})
-    assert r.status_code == 201, r.text
 
 
 async def make_agent(api: httpx.AsyncClient, base: str, aid: str = "a1") -> None:
