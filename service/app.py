@@ -36,6 +36,7 @@ from service.errors import (
     ServiceError,
     envelope,
 )
+from service.http import send_error
 from service.listener import InvalidationListener
 from service.paging import Cursors
 from service.queries import Q
@@ -102,20 +103,9 @@ class RequestIdMiddleware:
             )
             if started:
                 raise
-            body = envelope(
-                ServiceError("internal error; the request id helps find out why"), request_id
-            )
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            error = ServiceError("internal error; the request id helps find out why")
+            for message in send_error(error, request_id):
+                await send_with_id(message)
 
 
 def _error_response(

@@ -10,7 +10,8 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import Unauthorized, envelope
+from service.errors import Unauthorized
+from service.http import send_error
 from service.settings import Settings
 
 _ALWAYS_OPEN = ("/health/live", "/health/ready")
@@ -49,18 +50,7 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")
-        body = envelope(
-            Unauthorized("missing or wrong API key: send Authorization: Bearer <key>"), request_id
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="strands-session-backend"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        error = Unauthorized("missing or wrong API key: send Authorization: Bearer <key>")
+        challenge = ((b"www-authenticate", b'Bearer realm="strands-session-backend"'),)
+        for message in send_error(error, request_id, challenge):
+            await send(message)

@@ -14,13 +14,46 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Message
 
 from service import jsonio
-from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.errors import PayloadTooLarge, ServiceError, UnsupportedMediaType, envelope
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPE = re.compile(r"^application/([\w.+-]*\+)?json\s*(;|$)", re.IGNORECASE)
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
+
+
+async def read_bounded(request: Request, limit: int, too_large: str) -> bytes:
+    """The body, refused with 413 (`too_large`) as soon as it is known to exceed `limit` bytes:
+    from Content-Length before reading, or while counting what arrives."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(too_large)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def send_error(
+    error: ServiceError, request_id: str | None, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[Message, Message]:
+    """The two ASGI messages of an error envelope, for middleware that answers by itself."""
+    body = envelope(error, request_id)
+    start: Message = {
+        "type": "http.response.start",
+        "status": error.status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
 
 
 class JSONRequest(Request):
@@ -29,16 +62,9 @@ class JSONRequest(Request):
     async def body(self) -> bytes:
         if not hasattr(self, "_body"):
             limit = self.app.state.settings.max_body_bytes
-            declared = self.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            chunks, size = [], 0
-            async for chunk in self.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-                chunks.append(chunk)
-            self._body = b"".join(chunks)
+            self._body = await read_bounded(
+                self, limit, f"request body is larger than {limit} bytes"
+            )
         return self._body
 
     async def json(self) -> Any:

@@ -137,3 +137,19 @@ async def test_openapi_describes_every_route_and_error(client):
                 assert "503" in responses and "422" in responses, (path, method)
     assert "ErrorEnvelope" in spec["components"]["schemas"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_an_unexpected_exception_is_a_500_envelope_with_the_request_id(app_factory):
+    from tests.conftest import app_client
+
+    app = app_factory()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async with app_client(app) as http:
+        r = await http.get("/boom", headers={"X-Request-ID": "trace-me"})
+        assert_envelope(r, 500, "internal")
+        assert r.headers["x-request-id"] == "trace-me"
+        assert "a bug" not in r.text  # no internals leak to the client

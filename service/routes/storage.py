@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from service.errors import PayloadTooLarge, UnsupportedMediaType
-from service.http import respond
+from service.errors import UnsupportedMediaType
+from service.http import read_bounded, respond
 from service.models import ErrorEnvelope, Page
 from service.objects import MAX_KEY_BYTES, normalize_key, normalize_prefix, query_words
 from service.routes import Cursor, Limit, Svc, errors
@@ -40,19 +40,6 @@ class SearchHit(BaseModel):
     data: str | None = None  # base64, with include_data=true
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"storage values are at most {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"storage values are at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.put(
     "/objects/{key:path}",
     status_code=204,
@@ -69,7 +56,8 @@ async def write_object(key: Key, request: Request, svc: Svc) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != OCTETS:
         raise UnsupportedMediaType(f"send the value as {OCTETS}, not {content_type or 'no type'!r}")
-    data = await _body(request, svc.settings.storage_max_object_bytes)
+    limit = svc.settings.storage_max_object_bytes
+    data = await read_bounded(request, limit, f"storage values are at most {limit} bytes")
     await svc.db.run(store.write_object, normalized, data)
     return Response(status_code=204)
 
