@@ -1,6 +1,6 @@
-"""The framework floor: bare apps answering prebuilt bodies, served like the service.
+"""The framework floors: bare apps served like the service.
 
-`python -m bench.floor_app fastapi|starlette` runs `uvicorn.run` with the arguments
+`python -m bench.floor_app fastapi|starlette|append` runs `uvicorn.run` with the arguments
 `service/__main__.py` uses (import string + factory, host, port, workers, log level, graceful
 shutdown, no access log, `loop` / `http` left at "auto", i.e. uvloop and httptools when
 installed), so the only difference from the service is the app itself.
@@ -12,6 +12,14 @@ Both apps have the service's route shapes, with path parameters:
     GET  /health/ready                                              readiness, as the service
 The bodies are the bytes of real service answers, read from the files named by
 `BENCH_FLOOR_AGENT_BODY` and `BENCH_FLOOR_MESSAGE_BODY`.
+
+`append` is the append floor: a bare FastAPI app whose POST on the messages route parses the
+body, runs the service's own `create_message` statement (`service.queries.Q`, the same
+`INSERT ... RETURNING`) through an asyncpg pool on `BENCH_FLOOR_DSN`, and answers the row as
+JSON (201). Nothing else: no middleware, no dependencies, no validation, no retries, no cache,
+the pool with the service's sizes and without asyncpg's reset query on release (as the
+service). What an append costs on this stack when the framework, the driver and PostgreSQL are
+all it pays for.
 """
 
 from __future__ import annotations
@@ -55,6 +63,61 @@ def fastapi_factory() -> FastAPI:
     return app
 
 
+def append_factory() -> FastAPI:
+    """The append floor: FastAPI + an asyncpg pool + the service's INSERT ... RETURNING."""
+    from contextlib import asynccontextmanager
+
+    import asyncpg
+    import orjson
+
+    from service.queries import Q
+
+    dsn = os.environ["BENCH_FLOOR_DSN"]
+    insert = Q["create_message"]
+    state: dict[str, Any] = {}
+
+    async def _no_reset(_conn: Any) -> None:
+        return None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        state["pool"] = await asyncpg.create_pool(dsn, min_size=2, max_size=10, reset=_no_reset)
+        try:
+            yield
+        finally:
+            await state["pool"].close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post(MESSAGES_PATH, status_code=201)
+    async def create_message(session_id: str, agent_id: str, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        message = body["message"]
+        kinds = list(dict.fromkeys(k for block in message["content"] for k in block))
+        async with state["pool"].acquire() as conn:
+            row = await conn.fetchrow(
+                insert,
+                session_id,
+                agent_id,
+                body["message_id"],
+                message["role"],
+                kinds,
+                orjson.dumps(message).decode(),
+                None,
+            )
+        if row is None:
+            return Response(b'{"error":"conflict"}', status_code=409, media_type=JSON)
+        out = dict(row)
+        out["message"] = orjson.Fragment(out["message"])
+        return Response(orjson.dumps(out), status_code=201, media_type=JSON)
+
+    @app.get("/health/ready")
+    async def ready() -> Response:
+        return Response(b'{"status":"ready"}', media_type=JSON)
+
+    return app
+
+
 def starlette_factory() -> Any:
     """The same routes on bare Starlette (what FastAPI adds is the difference to this)."""
     from starlette.applications import Starlette
@@ -85,8 +148,8 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     kind = argv[0] if argv else "fastapi"
-    if kind not in ("fastapi", "starlette"):
-        print("usage: python -m bench.floor_app fastapi|starlette", file=sys.stderr)
+    if kind not in ("fastapi", "starlette", "append"):
+        print("usage: python -m bench.floor_app fastapi|starlette|append", file=sys.stderr)
         return 2
     uvicorn.run(
         f"bench.floor_app:{kind}_factory",

@@ -1,4 +1,4 @@
-"""The targets of issue 7 as ratios of measured figures, the printed table, results.json.
+"""The targets as ratios of measured figures, the printed table, results.json.
 
 Every ratio names its numerator and denominator as paths into the results (`section.key.field`),
 so results.json shows what was divided by what. A ratio whose inputs are missing (e.g. the
@@ -42,11 +42,20 @@ RATIOS = (
         1.5,
     ),
     Ratio(
-        "append_vs_framework_floor",
-        "append one message (1 KB), 16 connections, req/s / framework floor req/s",
+        "append_vs_append_floor",
+        "append one message (1 KB), 16 connections, req/s / the append floor's req/s (bare "
+        "FastAPI POST running the same INSERT ... RETURNING through an asyncpg pool)",
         ("scenarios", "append_c16", "rps"),
-        (("derived", "framework_floor_c16", "rps"),),
-        0.5,
+        (("scenarios", "floor_append_c16", "rps"),),
+        0.70,
+    ),
+    Ratio(
+        "append_cpu_vs_append_floor",
+        "server CPU microseconds per append / the append floor's, 16 connections",
+        ("scenarios", "append_c16", "server_cpu_us_per_req"),
+        (("scenarios", "floor_append_c16", "server_cpu_us_per_req"),),
+        2.0,
+        "<=",
     ),
     Ratio(
         "last_page_vs_first_page",
@@ -62,6 +71,14 @@ RATIOS = (
         "client list_messages(limit=None) of 10,000 messages / raw asyncpg fetch of the rows",
         ("client", "restore_10000_s"),
         (("db_floor", "fetch_10000_s"),),
+        3.0,
+        "<=",
+    ),
+    Ratio(
+        "restore_1000_vs_raw_fetch",
+        "client list_messages(limit=None) of 1,000 messages / raw asyncpg fetch of the rows",
+        ("client", "restore_1000_s"),
+        (("db_floor", "fetch_1000_s"),),
         3.0,
         "<=",
     ),
@@ -95,6 +112,21 @@ RATIOS = (
         "for workers2_vs_workers1 with the generator on the same 2 cores)",
         ("scenarios", "floor_fastapi_get_w2_c64", "rps"),
         (("scenarios", "floor_fastapi_get_c64", "rps"),),
+        None,
+    ),
+    Ratio(
+        "append_vs_framework_floor",
+        "append one message (1 KB), 16 connections, req/s / bare FastAPI GET req/s",
+        ("scenarios", "append_c16", "rps"),
+        (("derived", "framework_floor_c16", "rps"),),
+        None,
+    ),
+    Ratio(
+        "append_floor_vs_post_floor",
+        "the append floor / bare FastAPI POST reading the same body, 16 connections: what the "
+        "database round trip costs by itself",
+        ("scenarios", "floor_append_c16", "rps"),
+        (("scenarios", "floor_fastapi_post_c16", "rps"),),
         None,
     ),
     Ratio(

@@ -84,10 +84,15 @@ SERVERS: dict[str, tuple[str, dict[str, str]]] = {
     "floor-fastapi": ("fastapi", {}),
     "floor-starlette": ("starlette", {}),
     "floor-fastapi-w2": ("fastapi", {"WORKERS": "2"}),
+    # The append floor: bare FastAPI + asyncpg pool + the service's INSERT ... RETURNING.
+    "floor-append": ("append", {}),
 }
+# The append floor's connections: one agent each, as the service's append scenarios.
+APPEND_FLOOR_CONCURRENCY = (1, 16)
 # Every scenario a run measures (results.json "scenarios"); the smoke test checks them all.
 SCENARIOS = (
     *(f"append_c{c}" for c in CONCURRENCY),
+    *(f"floor_append_c{c}" for c in APPEND_FLOOR_CONCURRENCY),
     *(f"batch50_c{c}" for c in CONCURRENCY),
     "get_agent_strict_warm_c16",
     "get_agent_strict_warm_50kb_c16",
@@ -394,6 +399,8 @@ class Bench:
             for c in CONCURRENCY:
                 agents.update({f"append-c{c}-{i}": {} for i in range(c)})
                 agents.update({f"batch-c{c}-{i}": {} for i in range(c)})
+            for c in APPEND_FLOOR_CONCURRENCY:
+                agents.update({f"floor-append-c{c}-{i}": {} for i in range(c)})
             for agent, state in agents.items():
                 post(
                     f"{API}/agents",
@@ -514,6 +521,20 @@ class Bench:
         self.results["client"] = client
         _progress(f"client: {json.dumps(client)}")
 
+    def append_floor(self) -> None:
+        """The append floor at 1 and 16 connections, each connection its own agent."""
+        floor = self.server("floor-append")
+        for c in APPEND_FLOOR_CONCURRENCY:
+            self.load(
+                floor,
+                f"floor_append_c{c}",
+                method="POST",
+                concurrency=c,
+                paths=[agent_path(f"floor-append-c{c}-{i}", "messages") for i in range(c)],
+                body={"template": BODY_TEMPLATE, "batch": None, "start": 0},
+            )
+        floor.stop()
+
     def database_floor(self, dsn: str) -> None:
         _progress("the database floor (raw asyncpg, one connection)")
         self.results["db_floor"] = dbfloor.measure(
@@ -607,6 +628,9 @@ class Bench:
             if kind == "service":
                 assert self._dsn is not None
                 server = servers.service(name, self._dsn, self.scratch, wait=False, **settings)
+            elif kind == "append":
+                assert self._dsn is not None
+                server = servers.append_floor(self._dsn, self.scratch, wait=False)
             else:
                 server = servers.floor(
                     kind,
@@ -665,6 +689,7 @@ class Bench:
             }
             default.stop()
 
+            self.append_floor()
             self.database_floor(database.dsn)
 
             nocache = self.server("nocache")

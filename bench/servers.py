@@ -235,6 +235,14 @@ def floor(
     return server.wait_ready() if wait else server
 
 
+def append_floor(dsn: str, log_dir: Path, *, wait: bool = True) -> ServerProcess:
+    """The append floor (`bench.floor_app append`) on database `dsn`, as the service is served."""
+    server = ServerProcess(
+        "floor-append", "bench.floor_app", {"BENCH_FLOOR_DSN": dsn}, log_dir, ("append",)
+    )
+    return server.wait_ready() if wait else server
+
+
 def postgres_cpu_seconds(database: str | None = None) -> float | None:
     """CPU time of the local PostgreSQL processes working for `database` (its backends, plus the
     WAL writer, checkpointer and background writer, which every commit leans on); None when
