@@ -1,6 +1,12 @@
 """Cross-replica cache invalidation: LISTEN on a dedicated connection.
 
-Writes send notices through triggers (migration 0002), delivered only on COMMIT. Each replica
+Writes send notices through triggers (migrations 0002 and 0007), delivered only on COMMIT, and
+only while some replica needs them: a `CACHE_MODE=bounded` replica registers its listening
+connection in `cache_listeners` (under a table lock that waits out writers which already decided
+not to notify), and unregisters on shutdown; a `strict` replica checks every hit against the
+database and needs no notices, so a deployment without bounded replicas pays for none (a
+notifying commit takes a cluster-wide lock). A `strict` replica still listens, to drop entries
+early when a bounded one makes writers notify. Each replica
 listens on its own connection (not a pooled one: a pooled connection would drop the LISTEN on
 release) and drops the named entries at once. A lost listener connection means notices may have
 been missed: the cache is cleared, bypassed in `bounded` mode until the listener is back, and the
@@ -32,11 +38,20 @@ class InvalidationListener:
         self.heartbeat_seconds = heartbeat_seconds
         self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="cache-invalidation-listener")
 
     async def stop(self) -> None:
+        conn = self._conn
+        if conn is not None and not self.cache.strict and not conn.is_closed():
+            # Writers stop notifying once no bounded replica is left. If this fails, the row
+            # stays until the next registration removes it: only useless notices meanwhile.
+            try:
+                await asyncio.wait_for(conn.execute(Q["unregister_cache_listener"]), 2.0)
+            except Exception as exc:
+                log.info("could not unregister the cache listener (%s)", exc.__class__.__name__)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -65,6 +80,15 @@ class InvalidationListener:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notice)
+                if self.cache.strict:
+                    await conn.execute(Q["forget_gone_cache_listeners"])
+                else:
+                    async with conn.transaction():
+                        # Writers queue behind a waiting lock: wait for them only so long.
+                        await conn.execute(Q["cache_listeners_lock_timeout"])
+                        await conn.execute(Q["lock_cache_listeners"])
+                        await conn.execute(Q["register_cache_listener"])
+                self._conn = conn
                 # Anything cached before this point may have missed a notice.
                 await self.cache.clear()
                 self.cache.listening = True
@@ -88,6 +112,7 @@ class InvalidationListener:
                 await self.cache.clear()
                 self.reconnects += 1
             finally:
+                self._conn = None
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
             await asyncio.sleep(delay)

@@ -265,13 +265,15 @@ def agent_body(row: Any) -> dict[str, Any]:
 
 
 def message_body(row: Any) -> dict[str, Any]:
+    """A message row as the contract shows it; sql/messages.sql formats its timestamps already
+    (`iso_timestamp`, the text `timestamp` gives), which saves two Python calls per row."""
     return {
         "message_id": row["message_id"],
         "message": row["message"],
         "redact_message": row["redact_message"],
         "version": row["version"],
-        "created_at": timestamp(row["created_at"]),
-        "updated_at": timestamp(row["updated_at"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 

@@ -6,14 +6,13 @@ SELECT $1::text, $2::text, $3::json, $4::json, $5::json
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 ON CONFLICT ON CONSTRAINT agents_pkey DO NOTHING
 RETURNING session_id, agent_id, state, conversation_manager_state, internal_state,
-          version, created_at, updated_at, 0::bigint AS message_count;
+          version, created_at, updated_at, message_count;
 
 -- name: compare_agent
 -- The stored agent and whether it equals the one a create asked for (same serialized text).
 SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
        a.version, a.created_at, a.updated_at,
-       (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count,
+       a.message_count,
        (a.state::text = $3::json::text
         AND a.conversation_manager_state::text = $4::json::text
         AND a.internal_state::text = $5::json::text) AS same
@@ -23,11 +22,11 @@ SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.intern
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: read_agent
--- One agent with its message count and its session's expiry; no row when either is absent.
+-- One agent with its message count (kept by the message statements) and its session's expiry;
+-- no row when either is absent.
 SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
        a.version, a.created_at, a.updated_at,
-       (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count,
+       a.message_count,
        s.expires_at AS session_expires_at
   FROM agents a
   JOIN sessions s ON s.session_id = a.session_id
@@ -37,8 +36,7 @@ SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.intern
 -- name: agent_version
 -- The version and message count of an agent of an unexpired session: existence, cache checks.
 SELECT a.version,
-       (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
+       a.message_count
   FROM agents a
  WHERE a.session_id = $1 AND a.agent_id = $2
    AND EXISTS (SELECT 1 FROM sessions s
@@ -55,8 +53,7 @@ UPDATE agents a
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
 RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
           a.version, a.created_at, a.updated_at,
-          (SELECT count(*) FROM messages m
-            WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count;
+          a.message_count;
 
 -- name: delete_agent
 -- Delete an agent and its messages (ON DELETE CASCADE).
@@ -71,8 +68,7 @@ RETURNING version;
 -- A page of one session's agents in agent_id order, after the keyset position $2 when given.
 SELECT a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
        a.version, a.created_at, a.updated_at,
-       (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count
+       a.message_count
   FROM agents a
  WHERE a.session_id = $1
    AND a.agent_id > coalesce($2::text, '')

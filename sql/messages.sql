@@ -1,18 +1,33 @@
+-- Timestamps leave as the contract's text, formatted by PostgreSQL (iso_timestamp, migration
+-- 0007). Every statement that inserts or deletes messages keeps agents.message_count in the
+-- same statement (a data-modifying CTE); that agent-row update is also what sends bounded-mode
+-- replicas their cache notice.
+
 -- name: create_message
--- Insert a message; no row when the id is taken or the session is missing or expired.
-INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
-                      message, redact_message)
-SELECT $1::text, $2::text, $3::integer, $4::text, $5::text[], $6::json, $7::json
- WHERE EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
-RETURNING session_id, agent_id, message_id, message, redact_message,
-          version, created_at, updated_at;
+-- Insert a message and count it on its agent; no row when the id is taken or the session is
+-- missing or expired.
+WITH inserted AS (
+    INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                          message, redact_message)
+    SELECT $1::text, $2::text, $3::integer, $4::text, $5::text[], $6::json, $7::json
+     WHERE EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+    ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+    RETURNING session_id, agent_id, message_id, message, redact_message,
+              version, created_at, updated_at
+), counted AS (
+    UPDATE agents a
+       SET message_count = a.message_count + 1
+     WHERE a.session_id = $1 AND a.agent_id = $2 AND EXISTS (SELECT 1 FROM inserted)
+)
+SELECT session_id, agent_id, message_id, message, redact_message, version,
+       iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at
+  FROM inserted;
 
 -- name: compare_message
 -- The stored message and whether it equals the one a create asked for (same serialized text).
-SELECT session_id, agent_id, message_id, message, redact_message,
-       version, created_at, updated_at,
+SELECT session_id, agent_id, message_id, message, redact_message, version,
+       iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at,
        (message::text = $4::json::text
         AND redact_message::text IS NOT DISTINCT FROM $5::json::text) AS same
   FROM messages
@@ -21,23 +36,33 @@ SELECT session_id, agent_id, message_id, message, redact_message,
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: create_messages
--- Insert a batch of messages in one statement; ids already taken are skipped (then compared).
-INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
-                      message, redact_message)
-SELECT $1, $2, b.message_id, b.role,
-       ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message
-  FROM unnest($3::integer[], $4::text[], $5::json[], $6::json[], $7::json[])
-       AS b (message_id, role, content_types, message, redact_message)
- WHERE EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
-RETURNING session_id, agent_id, message_id, message, redact_message,
-          version, created_at, updated_at;
+-- Insert a batch of messages in one statement and count them on their agent; ids already
+-- taken are skipped (then compared).
+WITH inserted AS (
+    INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                          message, redact_message)
+    SELECT $1, $2, b.message_id, b.role,
+           ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message
+      FROM unnest($3::integer[], $4::text[], $5::json[], $6::json[], $7::json[])
+           AS b (message_id, role, content_types, message, redact_message)
+     WHERE EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+    ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+    RETURNING session_id, agent_id, message_id, message, redact_message,
+              version, created_at, updated_at
+), counted AS (
+    UPDATE agents a
+       SET message_count = a.message_count + (SELECT count(*) FROM inserted)
+     WHERE a.session_id = $1 AND a.agent_id = $2 AND EXISTS (SELECT 1 FROM inserted)
+)
+SELECT session_id, agent_id, message_id, message, redact_message, version,
+       iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at
+  FROM inserted;
 
 -- name: compare_messages
 -- For a batch's ids that were already taken: the stored messages and whether each is equal.
-SELECT m.session_id, m.agent_id, m.message_id, m.message, m.redact_message,
-       m.version, m.created_at, m.updated_at,
+SELECT m.session_id, m.agent_id, m.message_id, m.message, m.redact_message, m.version,
+       iso_timestamp(m.created_at) AS created_at, iso_timestamp(m.updated_at) AS updated_at,
        (m.message::text = b.message::text
         AND m.redact_message::text IS NOT DISTINCT FROM b.redact_message::text) AS same
   FROM unnest($3::integer[], $4::json[], $5::json[]) AS b (message_id, message, redact_message)
@@ -48,8 +73,8 @@ SELECT m.session_id, m.agent_id, m.message_id, m.message, m.redact_message,
 
 -- name: read_message
 -- One message, or no row (also once its session has expired).
-SELECT session_id, agent_id, message_id, message, redact_message,
-       version, created_at, updated_at
+SELECT session_id, agent_id, message_id, message, redact_message, version,
+       iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at
   FROM messages
  WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
    AND EXISTS (SELECT 1 FROM sessions s
@@ -64,8 +89,8 @@ UPDATE messages
    AND ($8::bigint IS NULL OR version = $8)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-RETURNING session_id, agent_id, message_id, message, redact_message,
-          version, created_at, updated_at;
+RETURNING session_id, agent_id, message_id, message, redact_message, version,
+          iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at;
 
 -- name: message_version
 -- The message's version only: tells a missing message from an If-Match mismatch.
@@ -76,20 +101,27 @@ SELECT version
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: delete_message
--- Delete one message.
-DELETE FROM messages
- WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
-   AND ($4::bigint IS NULL OR version = $4)
-   AND EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-RETURNING version;
+-- Delete one message and uncount it on its agent.
+WITH deleted AS (
+    DELETE FROM messages
+     WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+       AND ($4::bigint IS NULL OR version = $4)
+       AND EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+    RETURNING version
+), counted AS (
+    UPDATE agents a
+       SET message_count = a.message_count - 1
+     WHERE a.session_id = $1 AND a.agent_id = $2 AND EXISTS (SELECT 1 FROM deleted)
+)
+SELECT version FROM deleted;
 
 -- name: list_messages_asc
 -- A page of one agent's messages in message_id order, after $3 when given, skipping $4 rows.
 -- Keyset bounds are plain comparisons (coalesce, not `$3 IS NULL OR`), so the generic plan of
 -- the prepared statement still scans the primary key from the cursor.
-SELECT session_id, agent_id, message_id, message, redact_message,
-       version, created_at, updated_at
+SELECT session_id, agent_id, message_id, message, redact_message, version,
+       iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at
   FROM messages
  WHERE session_id = $1 AND agent_id = $2
    AND message_id > coalesce($3::integer, -1)
@@ -101,8 +133,8 @@ OFFSET $4
 
 -- name: list_messages_desc
 -- A page of one agent's messages, newest id first, before $3 when given, skipping $4 rows.
-SELECT session_id, agent_id, message_id, message, redact_message,
-       version, created_at, updated_at
+SELECT session_id, agent_id, message_id, message, redact_message, version,
+       iso_timestamp(created_at) AS created_at, iso_timestamp(updated_at) AS updated_at
   FROM messages
  WHERE session_id = $1 AND agent_id = $2
    AND message_id < coalesce($3::integer::bigint, 2147483648)

@@ -52,16 +52,24 @@ SELECT $1, b.agent_id, b.state, b.conversation_manager_state, b.internal_state,
              created_at, updated_at);
 
 -- name: import_messages
--- Insert a batch of an imported session's messages with their versions and timestamps.
-INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
-                      message, redact_message, version, created_at, updated_at)
-SELECT $1, b.agent_id, b.message_id, b.role,
-       ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message,
-       b.version, COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
-  FROM unnest($2::text[], $3::integer[], $4::text[], $5::json[], $6::json[], $7::json[],
-              $8::bigint[], $9::timestamptz[], $10::timestamptz[])
-       AS b (agent_id, message_id, role, content_types, message, redact_message, version,
-             created_at, updated_at);
+-- Insert a batch of an imported session's messages with their versions and timestamps, and
+-- count them on their agents (agents.message_count, as every message insert does).
+WITH inserted AS (
+    INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                          message, redact_message, version, created_at, updated_at)
+    SELECT $1, b.agent_id, b.message_id, b.role,
+           ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message,
+           b.version, COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
+      FROM unnest($2::text[], $3::integer[], $4::text[], $5::json[], $6::json[], $7::json[],
+                  $8::bigint[], $9::timestamptz[], $10::timestamptz[])
+           AS b (agent_id, message_id, role, content_types, message, redact_message, version,
+                 created_at, updated_at)
+    RETURNING agent_id
+)
+UPDATE agents a
+   SET message_count = a.message_count + c.n
+  FROM (SELECT agent_id, count(*) AS n FROM inserted GROUP BY agent_id) AS c
+ WHERE a.session_id = $1 AND a.agent_id = c.agent_id;
 
 -- name: import_multi_agents
 -- Insert a batch of an imported session's multi-agent states with versions and timestamps.
