@@ -283,10 +283,13 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
 
     app.state.settings = settings
     app.state.services = Services(settings, Database(settings, dsn), ResponseCache(settings))
+    # The deepest paths first: FastAPI tries the included routers in order, and the message
+    # routes (what every turn calls) then match without trying the session and agent routes
+    # first. No two routers' paths overlap, so the order changes nothing else.
     for router in (
-        sessions.router,
-        agents.router,
         messages.router,
+        agents.router,
+        sessions.router,
         multi_agents.router,
         health.router,
         transfer.router,

@@ -1,7 +1,8 @@
 """HTTP plumbing shared by the routers: JSON in and out, versions, request ids.
 
 `JSONRoute` makes FastAPI read bodies with `service.jsonio` (value-exact, NaN refused, depth
-bounded) and answers 415 for bodies that are not JSON. Handlers answer with `respond`, which
+bounded) and answers 415 for bodies that are not JSON; valid requests of simple routes are
+passed to their handler directly (`service.direct`). Handlers answer with `respond`, which
 serializes once with orjson; stored documents are already `orjson.Fragment`s.
 """
 
@@ -17,6 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Message
 
 from service import jsonio
+from service.direct import direct_caller
 from service.errors import PayloadTooLarge, ServiceError, UnsupportedMediaType, envelope
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -79,6 +81,7 @@ class JSONRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        direct = direct_caller(self)  # valid requests skip FastAPI's per-request machinery
 
         async def route_handler(request: Request) -> Response:
             request = JSONRequest(request.scope, request.receive)
@@ -90,6 +93,10 @@ class JSONRoute(APIRoute):
                     )
                 # Read here, outside FastAPI's body handling, which would turn 413 into 400.
                 await request.body()
+            if direct is not None:
+                response = await direct(request)
+                if response is not None:
+                    return response
             return await handler(request)
 
         return route_handler
