@@ -91,6 +91,16 @@ RATIOS = (
         "<=",
     ),
     Ratio(
+        "persistence_per_turn_vs_best_peer",
+        "time an agent spends on persistence per turn with this project (write-behind when the "
+        "client has it, else synchronous) / with the fastest other Strands session backend "
+        "(bench.peers: same scripted agent, 60 turns, every third with a tool call)",
+        ("peers", "derived", "this_per_turn_ms"),
+        (("peers", "derived", "best_peer_per_turn_ms"),),
+        1.0,
+        "<",
+    ),
+    Ratio(
         "workers2_vs_workers1",
         "WORKERS=2 / WORKERS=1 cached-read req/s (GET agent, CACHE_MODE=bounded, 64 connections)",
         ("scenarios", "get_agent_bounded_warm_w2_c64", "rps"),
@@ -144,6 +154,14 @@ RATIOS = (
         None,
     ),
     Ratio(
+        "restore_1000_vs_best_peer",
+        "restore of 1,000 messages by a new Strands agent: this project / the fastest other "
+        "backend (bench.peers)",
+        ("peers", "derived", "this_restore_ms"),
+        (("peers", "derived", "best_peer_restore_ms"),),
+        None,
+    ),
+    Ratio(
         "strict_cache_speedup_small",
         "strict mode: warm-cache GET of a small agent / CACHE_TTL_SECONDS=0 (16 connections)",
         ("scenarios", "get_agent_strict_warm_c16", "rps"),
@@ -182,9 +200,12 @@ def ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             measured = round(numerator / denominator, 3)
         met = None
         if ratio.target is not None:
-            met = measured is not None and (
-                measured >= ratio.target if ratio.op == ">=" else measured <= ratio.target
-            )
+            compare = {
+                ">=": lambda m, t: m >= t,
+                "<=": lambda m, t: m <= t,
+                "<": lambda m, t: m < t,
+            }[ratio.op]
+            met = measured is not None and compare(measured, ratio.target)
         out[ratio.key] = {
             "description": ratio.description,
             "target": None if ratio.target is None else f"{ratio.op} {ratio.target}",

@@ -18,7 +18,9 @@ cache-invalidation notices of another's writes while it is measured):
    100,000 warm GETs of an agent;
 8. the floors: FastAPI GET / POST at 1 / 16 / 64 connections, the httpx-engine calibration,
    bare Starlette, FastAPI with WORKERS=2;
-9. drop the database; ratios, table, results.json, latency.png.
+9. the peer comparison (`bench.peers`): the same scripted agent on other Strands session
+   backends and on this project, time per turn spent on persistence;
+10. drop the database; ratios, table, results.json, latency.png.
 
 With BENCH_QUICK=1 every server is started right after step 2 instead, to save their start-up
 times (the figures of a quick run mean nothing anyway).
@@ -55,7 +57,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
-from bench import BENCH_DIR, ROOT, clientbench, dbfloor, report, servers
+from bench import BENCH_DIR, ROOT, clientbench, dbfloor, peers, report, servers
 from bench.servers import ServerProcess
 
 SESSION = "bench"
@@ -226,6 +228,7 @@ class Bench:
             "db_floor": {},
             "memory": {},
             "derived": {},
+            "peers": {},
         }
         self.last_page_query = ""
         self.database: str | None = None  # its backends' CPU time is sampled
@@ -717,6 +720,8 @@ class Bench:
             self.memory(fresh)
             fresh.stop()
             self.floors(fastapi)
+            _progress("the peer comparison (python -m bench.peers)")
+            self.results["peers"] = peers.measure(self.config.quick, admin, self.scratch)
         meta["elapsed_s"] = round(time.perf_counter() - started, 1)
         self.results["ratios"] = report.ratios(self.results)
         missing = set(SCENARIOS) - set(self.results["scenarios"])
@@ -802,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
 
     plot(report.clean(results), config.output_dir / "latency.png")
     print(report.table(results))
+    if results.get("peers"):
+        print("\n" + peers.table(results["peers"]))
     print(
         f"\nwrote {path} and {config.output_dir / 'latency.png'} "
         f"in {results['meta']['elapsed_s']} s"

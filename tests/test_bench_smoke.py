@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("matplotlib")  # the `bench` extra
 
-from bench import report
+from bench import peers, report
 from bench import run as benchrun
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +69,12 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, admin_dsn: str) -> 
     ):
         for key in keys:
             assert isinstance(results[section].get(key), int | float), f"{section}.{key}"
+    # The peer comparison, quick: FileSessionManager and this project, from the same run.
+    for name in (peers.BACKENDS[0][0], peers.THIS):
+        backend = results["peers"]["backends"][name]
+        assert backend["available"], backend
+        assert backend["per_turn_ms"] > 0 and backend["restore_ms"] > 0
+        assert backend["messages_per_session"] > 0
     assert set(results["ratios"]) == {ratio.key for ratio in report.RATIOS}
     for key, ratio in results["ratios"].items():
         assert isinstance(ratio["measured"], int | float), key

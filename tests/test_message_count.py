@@ -128,9 +128,7 @@ async def _listeners(database_url: str) -> int:
         await conn.close()
 
 
-async def test_writes_notify_only_while_a_bounded_replica_listens(
-    service_process, database_url
-):
+async def test_writes_notify_only_while_a_bounded_replica_listens(service_process, database_url):
     strict = service_process({"DATABASE_URL": database_url})
     async with httpx.AsyncClient(base_url=strict.url) as a:
         await seed(a)
