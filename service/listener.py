@@ -89,8 +89,10 @@ class InvalidationListener:
                         await conn.execute(Q["lock_cache_listeners"])
                         await conn.execute(Q["register_cache_listener"])
                 self._conn = conn
-                # Anything cached before this point may have missed a notice.
-                await self.cache.clear()
+                if not self.cache.strict:
+                    # Anything cached before this point may have missed a notice. (A strict
+                    # cache checks every hit against the database: nothing to clear.)
+                    await self.cache.clear()
                 self.cache.listening = True
                 delay = 0.1
                 while True:
