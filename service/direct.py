@@ -80,7 +80,9 @@ def direct_caller(route: APIRoute) -> DirectCall | None:
     call = d.call
     assert call is not None
     overrides = route.dependency_overrides_provider
-    subs = [(sub.name, sub.call, sub.request_param_name) for sub in d.dependencies]
+    subs: list[tuple[str, Any, str | None]] = [
+        (str(sub.name), sub.call, sub.request_param_name) for sub in d.dependencies
+    ]
     body_params = d.body_params
     path_fields = [(field.name, field.alias, field) for field in d.path_params]
 
@@ -120,9 +122,8 @@ def direct_caller(route: APIRoute) -> DirectCall | None:
             values.update(found)
         if d.request_param_name:
             values[d.request_param_name] = request
-        for name, dependency, request_name in subs:
-            assert name is not None and dependency is not None
-            values[name] = await (
+        for sub_name, dependency, request_name in subs:
+            values[sub_name] = await (
                 dependency(**{request_name: request}) if request_name else dependency()
             )
         response: Response = await call(**values)
