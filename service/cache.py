@@ -90,7 +90,7 @@ class ResponseCache:
 
     async def drop(self, key: str) -> None:
         self.generation += 1
-        if self.enabled:
+        if self.enabled and key in self._keys:  # most writes find nothing cached to forget
             await self._forget(key)
 
     async def drop_session(self, session_id: str) -> None:
