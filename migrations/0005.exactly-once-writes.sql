@@ -12,13 +12,18 @@
 -- depends: 0004.storage
 
 CREATE SEQUENCE resource_versions AS bigint;
-SELECT setval('resource_versions',
-              coalesce((SELECT max(v) FROM (SELECT max(version) AS v FROM sessions
-                                            UNION ALL SELECT max(version) FROM agents
-                                            UNION ALL SELECT max(version) FROM messages
-                                            UNION ALL SELECT max(version) FROM multi_agents) AS m),
-                       0) + 1,
-              false);
+DO $$
+BEGIN
+    PERFORM setval('resource_versions',
+                   coalesce((SELECT max(v) FROM (SELECT max(version) AS v FROM sessions
+                                                 UNION ALL SELECT max(version) FROM agents
+                                                 UNION ALL SELECT max(version) FROM messages
+                                                 UNION ALL SELECT max(version) FROM multi_agents)
+                                                 AS m),
+                            0) + 1,
+                   false);
+END
+$$;
 ALTER TABLE sessions ALTER COLUMN version SET DEFAULT nextval('resource_versions');
 ALTER TABLE agents ALTER COLUMN version SET DEFAULT nextval('resource_versions');
 ALTER TABLE messages ALTER COLUMN version SET DEFAULT nextval('resource_versions');

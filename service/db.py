@@ -329,7 +329,7 @@ class Database:
             raise
         except Exception as exc:
             attempt.running = False
-            if conn.is_closed() or isinstance(exc, _CONNECTION_ERRORS):
+            if isinstance(exc, _CONNECTION_ERRORS) or _closed(conn):
                 # The write may have committed: the next attempt settles it by the key.
                 self.lost_writes += 1
                 attempt.lost_pid = pid
@@ -424,6 +424,13 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
 )
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # already detached from the pool: it was lost
+        return True
 
 
 class _Attempt:
