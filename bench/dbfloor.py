@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -56,6 +57,8 @@ async def _measure(
                 ["text"],
                 message_text,
                 None,
+                f"dbfloor-{uuid.uuid4().hex}",  # the idempotency key every write records
+                b"fingerprint",
             )
 
         async def insert_in_transaction() -> None:

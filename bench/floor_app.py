@@ -15,11 +15,11 @@ The bodies are the bytes of real service answers, read from the files named by
 
 `append` is the append floor: a bare FastAPI app whose POST on the messages route parses the
 body, runs the service's own `create_message` statement (`service.queries.Q`, the same
-`INSERT ... RETURNING`) through an asyncpg pool on `BENCH_FLOOR_DSN`, and answers the row as
-JSON (201). Nothing else: no middleware, no dependencies, no validation, no retries, no cache,
-the pool with the service's sizes and without asyncpg's reset query on release (as the
-service). What an append costs on this stack when the framework, the driver and PostgreSQL are
-all it pays for.
+`INSERT ... RETURNING`, which also records the write's idempotency key) through an asyncpg
+pool on `BENCH_FLOOR_DSN`, and answers the row as JSON (201). Nothing else: no middleware, no
+dependencies, no validation, no retries, no cache; the pool with the service's sizes and
+without asyncpg's reset query on release (as the service). What an append costs on this stack
+when the framework, the driver and PostgreSQL are all it pays for.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ def fastapi_factory() -> FastAPI:
 
 def append_factory() -> FastAPI:
     """The append floor: FastAPI + an asyncpg pool + the service's INSERT ... RETURNING."""
+    import hashlib
+    import secrets
     from contextlib import asynccontextmanager
 
     import asyncpg
@@ -91,7 +93,8 @@ def append_factory() -> FastAPI:
 
     @app.post(MESSAGES_PATH, status_code=201)
     async def create_message(session_id: str, agent_id: str, request: Request) -> Response:
-        body = orjson.loads(await request.body())
+        raw = await request.body()
+        body = orjson.loads(raw)
         message = body["message"]
         kinds = list(dict.fromkeys(k for block in message["content"] for k in block))
         async with state["pool"].acquire() as conn:
@@ -104,6 +107,10 @@ def append_factory() -> FastAPI:
                 kinds,
                 orjson.dumps(message).decode(),
                 None,
+                # The statement records the write's idempotency key with it, as every write does:
+                # a fresh key and the body's digest as its fingerprint.
+                secrets.token_hex(16),
+                hashlib.sha256(raw).digest(),
             )
         if row is None:
             return Response(b'{"error":"conflict"}', status_code=409, media_type=JSON)
