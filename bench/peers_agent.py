@@ -201,6 +201,9 @@ def factory(spec: dict[str, Any]) -> Any:
         from strands_postgresql_session_manager import PostgresSessionManager
 
         engine = create_engine(_sqlalchemy_url(spec["dsn"]))
+        from sqlmodel import SQLModel
+
+        SQLModel.metadata.create_all(engine)  # its tables (sessions, agents, ...), as its README
         return lambda sid: PostgresSessionManager(session_id=sid, engine=engine)
     if kind == "session-sql":
         from sqlalchemy import create_engine

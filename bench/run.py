@@ -8,9 +8,10 @@ cache-invalidation notices of another's writes while it is measured):
    1,000 and 10,000 messages of 1 KB, one agent per connection for the append scenarios);
    the bodies of a real GET-agent and append answer become the framework floor's bodies;
 3. the framework floor (bare FastAPI, same uvicorn settings) once at the start, to bracket
-   the run with the sample at the end;
-4. against the default service: append (1 KB) and batch append (50) at 1 / 16 / 64
-   connections, GET agent warm (small and 50 KB state), GET session, first page of a
+   the run with a sample next to the bounded-mode GETs and one at the end;
+4. against the default service: append (1 KB) at 1 / 16 / 64 connections, each of 1 and 16
+   followed by the append floor (bare FastAPI + asyncpg pool + the same INSERT) at the same
+   concurrency; batch append (50) at 1 / 16 / 64 connections, GET agent warm (small and 50 KB state), GET session, first page of a
    100-message history and the last page of a 10,000-message one; then the Strands client;
 5. the database floor (raw asyncpg, one connection, no service running);
 6. CACHE_TTL_SECONDS=0 (cold GETs), CACHE_MODE=bounded with WORKERS=1 and WORKERS=2;
@@ -107,6 +108,7 @@ SCENARIOS = (
     "get_agent_bounded_warm_c64",
     "get_agent_bounded_warm_w2_c64",
     *(f"floor_fastapi_get_c{c}" for c in CONCURRENCY),
+    "floor_fastapi_get_c16_mid",
     "floor_fastapi_get_c16_end",
     *(f"floor_fastapi_post_c{c}" for c in CONCURRENCY),
     "floor_starlette_get_c16",
@@ -468,6 +470,10 @@ class Bench:
     # --- phases ------------------------------------------------------------------------------
 
     def default_service(self, server: ServerProcess, floor: ServerProcess) -> None:
+        # The append floor right after the service's own appends at the same concurrency: the
+        # closer in time, the less other work on the machine can favour either. (The idle
+        # service costs nothing meanwhile: with no bounded replica, appends send no notices.)
+        append_floor = self.server("floor-append")
         for c in CONCURRENCY:
             self.load(
                 server,
@@ -477,6 +483,16 @@ class Bench:
                 paths=[agent_path(f"append-c{c}-{i}", "messages") for i in range(c)],
                 body={"template": BODY_TEMPLATE, "batch": None, "start": 0},
             )
+            if c in APPEND_FLOOR_CONCURRENCY:
+                self.load(
+                    append_floor,
+                    f"floor_append_c{c}",
+                    method="POST",
+                    concurrency=c,
+                    paths=[agent_path(f"floor-append-c{c}-{i}", "messages") for i in range(c)],
+                    body={"template": BODY_TEMPLATE, "batch": None, "start": 0},
+                )
+        append_floor.stop()
         for c in CONCURRENCY:
             self.load(
                 server,
@@ -523,20 +539,6 @@ class Bench:
         )
         self.results["client"] = client
         _progress(f"client: {json.dumps(client)}")
-
-    def append_floor(self) -> None:
-        """The append floor at 1 and 16 connections, each connection its own agent."""
-        floor = self.server("floor-append")
-        for c in APPEND_FLOOR_CONCURRENCY:
-            self.load(
-                floor,
-                f"floor_append_c{c}",
-                method="POST",
-                concurrency=c,
-                paths=[agent_path(f"floor-append-c{c}-{i}", "messages") for i in range(c)],
-                body={"template": BODY_TEMPLATE, "batch": None, "start": 0},
-            )
-        floor.stop()
 
     def database_floor(self, dsn: str) -> None:
         _progress("the database floor (raw asyncpg, one connection)")
@@ -613,13 +615,17 @@ class Bench:
         fastapi2.stop()
 
         scenarios = self.results["scenarios"]
-        samples = [scenarios["floor_fastapi_get_c16"], scenarios["floor_fastapi_get_c16_end"]]
+        samples = [
+            scenarios["floor_fastapi_get_c16"],
+            scenarios["floor_fastapi_get_c16_mid"],
+            scenarios["floor_fastapi_get_c16_end"],
+        ]
         self.results["derived"]["framework_floor_c16"] = {
             "rps": round(statistics.mean(s["rps"] for s in samples), 1),
             "p50_ms": round(statistics.mean(s["p50_ms"] for s in samples), 4),
             "samples_rps": [s["rps"] for s in samples],
             "note": "bare FastAPI GET of the same body, 16 connections: mean of a sample at "
-            "the start and one at the end of the run",
+            "the start, one right after the bounded-mode GETs and one at the end of the run",
         }
 
     # --- servers -----------------------------------------------------------------------------
@@ -692,7 +698,6 @@ class Bench:
             }
             default.stop()
 
-            self.append_floor()
             self.database_floor(database.dsn)
 
             nocache = self.server("nocache")
@@ -707,6 +712,13 @@ class Bench:
                     paths=[agent_path("small")],
                     concurrency=c,
                 )
+                if c == 16:  # a floor sample next to the cached GETs it is the floor of
+                    self.load(
+                        fastapi,
+                        "floor_fastapi_get_c16_mid",
+                        paths=["/api/v1/sessions/floor/agents/floor"],
+                        concurrency=16,
+                    )
             bounded.stop()
             bounded2 = self.server("bounded-w2")
             self.load(
