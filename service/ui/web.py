@@ -36,10 +36,16 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-_TITLES = {400: "Bad request", 401: "Key needed", 404: "Not found", 503: "Try again shortly"}
+_TITLES = {
+    400: "Bad request",
+    401: "Key needed",
+    403: "Forbidden",
+    404: "Not found",
+    503: "Try again shortly",
+}
 
 
 def _when(value: datetime | None) -> str:
