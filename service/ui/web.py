@@ -130,7 +130,7 @@ def valid_id(value: str) -> str:
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page with the security headers."""
     html = TEMPLATES.get_template(template).render(
-        path=request.url.path, with_logout=bool(keys(request)), **context
+        path=request.url.path, with_logout=bool(keys(request)) and logged_in(request), **context
     )
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
