@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import jsonio
+import orjson
 
 # Raster formats a browser shows in <img>; SVG stays out (it is a document that can script).
 IMAGE_TYPES = {
@@ -26,6 +26,9 @@ IMAGE_TYPES = {
     "gif": "image/gif",
     "webp": "image/webp",
 }
+# orjson reads integers past 64 bits as floats: text with a run of digits that long takes the
+# standard library's exact path (as in service.jsonio, which validated it on the way in).
+_LONG_DIGITS = re.compile(r"\d{19,}")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
@@ -59,13 +62,18 @@ class MessageView:
 
 
 def parse(text: str | None) -> Any:
-    """A JSON document read as text, parsed value-exactly (long integers stay integers)."""
-    return None if text is None else jsonio.loads(text.encode(), max_depth=10_000)
+    """A stored JSON document read as text, parsed value-exactly (long integers stay integers)."""
+    if text is None:
+        return None
+    return json.loads(text) if _LONG_DIGITS.search(text) else orjson.loads(text)
 
 
 def pretty(value: Any) -> str:
     """Indented JSON, key order kept, non-ASCII as itself."""
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def encoded_bytes(value: Any) -> str | None:

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from service.errors import ServiceError
 from service.models import check_id
@@ -58,6 +59,15 @@ def _iso(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _stamp(value: datetime | None) -> Markup:
+    """A time in small print, exact to the microsecond on hover (a filter: cheaper than a
+    macro on pages that show hundreds)."""
+    if value is None:
+        return Markup("never")
+    iso = _iso(value)  # digits, '-', ':', '.', '+' and 'T' only: nothing to escape
+    return Markup(f'<time datetime="{iso}" title="{iso}">{_when(value)}</time>')
+
+
 TEMPLATES = Environment(
     loader=PackageLoader("service.ui", "templates"),
     autoescape=True,
@@ -68,6 +78,7 @@ TEMPLATES = Environment(
 TEMPLATES.filters["u"] = lambda value: quote(str(value), safe="")
 TEMPLATES.filters["when"] = _when
 TEMPLATES.filters["iso"] = _iso
+TEMPLATES.filters["stamp"] = _stamp
 TEMPLATES.globals["query"] = lambda **params: urlencode(
     {k: v for k, v in params.items() if v not in (None, "")}
 )
