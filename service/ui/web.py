@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from markupsafe import Markup
 from service.errors import ServiceError
 from service.models import check_id
 
+log = logging.getLogger("service.ui")
 COOKIE = "ssb_ui"
 COOKIE_MAX_AGE = 12 * 3600
 CSP = (
@@ -140,10 +142,13 @@ def valid_id(value: str) -> str:
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page with the security headers."""
+    started = time.perf_counter()
     html = TEMPLATES.get_template(template).render(
         path=request.url.path, with_logout=bool(keys(request)) and logged_in(request), **context
     )
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
@@ -184,10 +189,20 @@ class UIRoute(APIRoute):
             except PageError as exc:
                 response = error_page(request, exc.status, exc.message)
             except ServiceError as exc:
+                if exc.status >= 500:  # the API's handler would log these: so do the pages
+                    log.log(
+                        logging.ERROR if exc.status == 500 else logging.WARNING,
+                        "%s answered %d: %s",
+                        request.url.path,
+                        exc.status,
+                        exc.message,
+                        exc_info=exc.__cause__ if exc.status == 500 else None,
+                    )
                 status = 400 if exc.status == 422 else exc.status
                 response = error_page(request, status, exc.message)
             elapsed = (time.perf_counter() - started) * 1000
-            response.headers["Server-Timing"] = f"app;dur={elapsed:.2f}"
+            # app: queries and rendering, from the handler's start; render: the template alone.
+            response.headers.append("Server-Timing", f"app;dur={elapsed:.2f}")
             return response
 
         return route_handler

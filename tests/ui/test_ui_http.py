@@ -289,6 +289,7 @@ async def test_login_sets_a_strict_http_only_cookie_that_opens_pages_not_the_api
     assert r.status_code == 303 and r.headers["location"] == "/ui/sessions/x"
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+    assert "Max-Age=43200" in cookie
     assert "Secure" not in cookie  # plain http here; see the https case below
     value = r.cookies["ssb_ui"]
     assert "k-one" not in value
@@ -324,12 +325,30 @@ async def test_login_refuses_other_sites_and_foreign_redirects(keyed):
     keyed.cookies.clear()
 
 
-async def test_over_https_the_cookie_is_secure(module_database_url):
-    app = create_app(make_settings(api_keys="k-one"), dsn=module_database_url)
+async def test_over_https_the_cookie_is_secure_and_a_removed_key_closes_its_cookies(
+    module_database_url,
+):
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    app = create_app(make_settings(api_keys="k-one,k-two"), dsn=module_database_url)
     async with app_client(app) as http:
-        r = await http.post(
-            "https://test/ui/login",
-            content="key=k-one",
-            headers={"content-type": "application/x-www-form-urlencoded"},
-        )
+        r = await http.post("https://test/ui/login", content="key=k-one", headers=form)
         assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+        value = r.cookies["ssb_ui"]
+    app = create_app(make_settings(api_keys="k-two"), dsn=module_database_url)
+    async with app_client(app) as http:
+        http.cookies.set("ssb_ui", value)
+        assert (await http.get("/ui")).status_code == 303
+
+
+async def test_pages_report_their_server_time_and_a_database_outage_is_a_503_page(ui):
+    r = await ui.get("/ui")
+    assert re.fullmatch(r"render;dur=[\d.]+, app;dur=[\d.]+", r.headers["server-timing"])
+    db = ui._transport.app.state.services.db  # type: ignore[attr-defined]
+    db.accepting = False  # what the service does until it reaches the database
+    try:
+        r = await ui.get("/ui")
+    finally:
+        db.accepting = True
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    _assert_safe_page(r)
+    assert "Try again shortly" in r.text
