@@ -29,8 +29,10 @@ class _Static(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """Mount the static files first: the pages' router ends with a catch-all for /ui/*."""
-    from service.ui.pages import router
+    """Add the browser to `app`. The static files and the login go first: the pages' router
+    ends with a catch-all for /ui/*."""
+    from service.ui import login, pages
 
     app.mount("/ui/static", _Static(directory=STATIC_DIR), name="ui-static")
-    app.include_router(router)
+    app.include_router(login.router)
+    app.include_router(pages.router)
