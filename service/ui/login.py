@@ -31,7 +31,8 @@ router = APIRouter(route_class=UIRoute, include_in_schema=False)
 def _next_target(value: str) -> str:
     """Where to go after the login: only a path of this browser (never another site)."""
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/ui") or "\\" in value:
+    inside = parts.path == "/ui" or parts.path.startswith("/ui/")
+    if parts.scheme or parts.netloc or not inside or "\\" in value:
         return "/ui"
     return value
 

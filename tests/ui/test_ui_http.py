@@ -311,7 +311,13 @@ async def test_login_sets_a_strict_http_only_cookie_that_opens_pages_not_the_api
 
 async def test_login_refuses_other_sites_and_foreign_redirects(keyed):
     form = {"content-type": "application/x-www-form-urlencoded"}
-    for target in ("https://evil.example/ui", "//evil.example/ui", "/api/v1/sessions", "/\\evil"):
+    for target in (
+        "https://evil.example/ui",
+        "//evil.example/ui",
+        "/api/v1/sessions",
+        "/\\evil",
+        "/uix",
+    ):
         r = await keyed.post(
             "/ui/login", content="key=k-one&next=" + quote(target, safe=""), headers=form
         )
