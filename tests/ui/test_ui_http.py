@@ -358,3 +358,20 @@ async def test_pages_report_their_server_time_and_a_database_outage_is_a_503_pag
     assert r.status_code == 503 and r.headers["retry-after"] == "2"
     _assert_safe_page(r)
     assert "Try again shortly" in r.text
+
+
+async def test_a_sessions_agents_page_and_empty_lists_render(ui):
+    sid = f"agents-{uuid.uuid4().hex[:6]}"
+    await _session(ui, sid, "c", "a", "b")
+    first = (await ui.get(f"/ui/sessions/{sid}?limit=2")).text
+    assert re.findall(r'class="agent-link" href="[^"]+/agents/([^"]+)"', first) == ["a", "b"]
+    nxt = re.search(r'class="next" href="([^"]+)"', first)
+    assert nxt is not None
+    rest = (await ui.get(nxt.group(1).replace("&amp;", "&"))).text
+    assert re.findall(r'class="agent-link" href="[^"]+/agents/([^"]+)"', rest) == ["c"]
+    assert 'class="next"' not in rest and "First agents" in rest
+    empty = await ui.get(f"/ui/sessions/{sid}/agents/a")
+    assert empty.status_code == 200 and "No messages." in empty.text
+    assert "None." in first  # no multi-agent states
+    nothing = await ui.get(f"/ui?prefix={sid}-nothing")
+    assert "No sessions match these filters." in nothing.text
