@@ -84,3 +84,9 @@ def test_pretty_json_keeps_order_and_long_integers():
     assert content.pretty(content.parse('{"z": [1.5, null], "y": {}}')) == (
         '{\n  "z": [\n    1.5,\n    null\n  ],\n  "y": {}\n}'
     )
+
+
+def test_reasoning_shows_as_its_text():
+    reasoning = {"reasoningContent": {"reasoningText": {"text": "think\nmore", "signature": "s"}}}
+    shown = content.blocks({"role": "assistant", "content": [reasoning]})[0]
+    assert (shown.kind, shown.text) == ("reasoning", "think\nmore")
