@@ -31,8 +31,7 @@ SELECT s.session_id, s.session_type, s.version, s.created_at, s.updated_at, s.ex
 -- name: ui_session_agents
 -- A page of a session's agents in agent_id order after $2, with message count and last message.
 SELECT a.agent_id, a.created_at, a.updated_at,
-       (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count,
+       a.message_count,
        (SELECT m.updated_at FROM messages m
          WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id
          ORDER BY m.message_id DESC LIMIT 1) AS last_message_at
@@ -47,8 +46,7 @@ SELECT a.agent_id, a.created_at, a.updated_at,
 SELECT a.session_id, a.agent_id, a.state::text AS state,
        a.conversation_manager_state::text AS conversation_manager_state,
        a.internal_state::text AS internal_state, a.version, a.created_at, a.updated_at,
-       (SELECT count(*) FROM messages m
-         WHERE m.session_id = a.session_id AND m.agent_id = a.agent_id) AS message_count,
+       a.message_count,
        s.expires_at AS session_expires_at
   FROM agents a
   JOIN sessions s ON s.session_id = a.session_id
