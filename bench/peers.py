@@ -304,6 +304,28 @@ def table(peers: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(peers: dict[str, Any]) -> str:
+    """The comparison as a Markdown table (for docs/performance.md)."""
+    config = peers["config"]
+    out = [
+        f"Persistence per turn: {config['turns']} turns, every third with a tool call, median of "
+        f"{config['repetitions']} repetitions; restore of {config['restore_messages']} messages, "
+        f"median of {config['restores']}.",
+        "",
+        "| backend | persistence ms / turn | median turn ms | p90 turn ms | restore ms |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for name, b in peers["backends"].items():
+        if not b.get("available"):
+            out.append(f"| {name} | - | - | - | - |")
+            continue
+        out.append(
+            f"| {name} | {b['per_turn_ms']:.2f} | {b['turn_median_ms']:.2f} | "
+            f"{b['turn_p90_ms']:.2f} | {b['restore_ms']:.1f} |"
+        )
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.peers", description=__doc__.split("\n")[0]

@@ -313,6 +313,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"| `{key}`: {r['description']} | {_fmt(r['measured'], 3)} | "
             f"{r['target'] or 'info'} | {met} |"
         )
+    if results.get("peers"):
+        from bench.peers import markdown as peers_markdown
+
+        out += ["", peers_markdown(results["peers"])]
     return "\n".join(out)
 
 

@@ -11,8 +11,9 @@ cache-invalidation notices of another's writes while it is measured):
    the run with a sample next to the bounded-mode GETs and one at the end;
 4. against the default service: append (1 KB) at 1 / 16 / 64 connections, each of 1 and 16
    followed by the append floor (bare FastAPI + asyncpg pool + the same INSERT) at the same
-   concurrency; batch append (50) at 1 / 16 / 64 connections, GET agent warm (small and 50 KB state), GET session, first page of a
-   100-message history and the last page of a 10,000-message one; then the Strands client;
+   concurrency; batch append (50) at 1 / 16 / 64 connections, GET agent warm (small and 50 KB
+   state), GET session, first page of a 100-message history and the last page of a
+   10,000-message one; then the Strands client;
 5. the database floor (raw asyncpg, one connection, no service running);
 6. CACHE_TTL_SECONDS=0 (cold GETs), CACHE_MODE=bounded with WORKERS=1 and WORKERS=2;
 7. the memory check on a fresh process (CACHE_MODE=bounded): RSS after 10,000 and after
