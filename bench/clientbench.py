@@ -3,6 +3,8 @@
 - `create_message`: the median of N sequential calls (one Strands turn appends one message).
 - restore: `list_messages(session_id, agent_id)` with `limit=None`, what a Strands agent does on
   start-up, for every history given (agent -> size); the median of a few runs.
+- the same pages over plain httpx, parsed by orjson and by `json`: what of a restore is the
+  server and the transfer, what is parsing, what is building Strands objects;
 - the floor round trip: the same sequential POST of the same body through a bare `httpx.Client`
   to the framework floor's POST route; with the raw insert it is the client-create floor.
 
@@ -12,11 +14,13 @@ instead of failing the run.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from typing import Any
 
 import httpx
+import orjson
 
 
 def _message(text: str, message_id: int) -> Any:
@@ -80,7 +84,35 @@ def measure(
                 if len(messages) != size:
                     raise RuntimeError(f"restore of {history}: {len(messages)} != {size}")
             out[f"restore_{size}_s"] = statistics.median(times)
+        # Where a restore's time goes: the same pages over plain httpx, parsed by orjson and by
+        # the standard library's json, without building Strands objects.
+        for history, size in histories.items():
+            for parser, parse in (("orjson", orjson.loads), ("json", json.loads)):
+                times = []
+                for _ in range(restores):
+                    started = time.perf_counter()
+                    _pages(base_url, session_id, history, parse, size)
+                    times.append(time.perf_counter() - started)
+                out[f"pages_{size}_{parser}_s"] = statistics.median(times)
     return out
+
+
+def _pages(base_url: str, session_id: str, agent_id: str, parse: Any, size: int) -> None:
+    """Every page of an agent's messages (1,000 a page), each answer parsed with `parse`."""
+    path = f"/api/v1/sessions/{session_id}/agents/{agent_id}/messages"
+    count, cursor = 0, None
+    with httpx.Client(base_url=base_url, timeout=60.0) as http:
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = parse(http.get(path, params=params).content)
+            count += len(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    if count != size:
+        raise RuntimeError(f"pages of {agent_id}: {count} != {size}")
 
 
 def floor_round_trip(floor_url: str, body: bytes, samples: int) -> float:

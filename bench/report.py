@@ -154,6 +154,21 @@ RATIOS = (
         None,
     ),
     Ratio(
+        "pages_10000_orjson_vs_raw_fetch",
+        "the 10 pages of 1,000 of a 10,000-message restore over plain httpx, parsed with orjson "
+        "(no Strands objects) / raw asyncpg fetch: the server and the transfer",
+        ("client", "pages_10000_orjson_s"),
+        (("db_floor", "fetch_10000_s"),),
+        None,
+    ),
+    Ratio(
+        "pages_10000_json_vs_raw_fetch",
+        "the same pages parsed with the standard library's json / raw asyncpg fetch",
+        ("client", "pages_10000_json_s"),
+        (("db_floor", "fetch_10000_s"),),
+        None,
+    ),
+    Ratio(
         "restore_1000_vs_best_peer",
         "restore of 1,000 messages by a new Strands agent: this project / the fastest other "
         "backend (bench.peers)",
