@@ -3,7 +3,7 @@
 Debian's `pgbouncer` (1.18: no prepared-statement support, so a transaction-pooled client must
 not keep named prepared statements). It listens on a free port of 127.0.0.1, trusts every user
 of the upstream server, and runs unprivileged (it refuses root): as `postgres` when started by
-root. `apt-get install pgbouncer` brings it; the Makefile's test target installs it.
+root. Missing, it is installed from Debian (`apt-get install pgbouncer`) when running as root.
 """
 
 from __future__ import annotations
@@ -28,6 +28,23 @@ def through(dsn: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
 
 
+def installed() -> str:
+    """The pgbouncer program, installed from Debian first when missing and allowed."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.path.exists(binary) and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=600", "pgbouncer"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    if not os.path.exists(binary):
+        raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
+    return binary
+
+
 class PgBouncer:
     """`with PgBouncer(upstream_dsn) as bouncer:` a transaction-pooling PgBouncer on
     `bouncer.port` for every database of the upstream server."""
@@ -44,9 +61,7 @@ class PgBouncer:
         self._dir: Path | None = None
 
     def __enter__(self) -> PgBouncer:
-        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-        if not os.path.exists(binary):
-            raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
+        binary = installed()
         self._dir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
         self.port = free_port()
         extra = "".join(f"{key} = {value}\n" for key, value in self.settings.items())
