@@ -14,15 +14,18 @@ set -euo pipefail
 CACHE=${CACHE:-/var/cache/strands-session-backend}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 HERE=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$CACHE/debs"
+mkdir -p "$CACHE"
+EATMYDATA=$(command -v eatmydata || true)
 
 rootfs() {  # rootfs NAME PACKAGES: a cached tarball of a bookworm minbase with PACKAGES
     local name=$1 packages=$2 tar="$CACHE/$1.tar"
     if [[ ! -s $tar ]]; then
         local dir
         dir=$(mktemp -d "$CACHE/$name.XXXXXX")
-        debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$packages" \
-            bookworm "$dir" "$MIRROR" >"$CACHE/$name.debootstrap.log" 2>&1 \
+        mkdir -p "$CACHE/debs-$name"
+        # eatmydata: dpkg's fsync calls are most of the time of a throwaway root file system.
+        $EATMYDATA debootstrap --variant=minbase --cache-dir="$CACHE/debs-$name" \
+            --include="$packages" bookworm "$dir" "$MIRROR" >"$CACHE/$name.debootstrap.log" 2>&1 \
             || { tail -20 "$CACHE/$name.debootstrap.log"; rm -rf "$dir"; exit 1; }
         cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"
         rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
@@ -48,12 +51,17 @@ image() {  # image NAME TAG CHANGES...: import the cached rootfs unless the tag 
     if ! podman image exists "$tag"; then
         local changes=()
         for change in "$@"; do changes+=(--change "$change"); done
-        podman import "${changes[@]}" "$CACHE/$name.tar" "$tag" >/dev/null
+        podman import --quiet "${changes[@]}" "$CACHE/$name.tar" "$tag" >/dev/null
     fi
 }
 
-rootfs python python3,python3-venv,python3-pip,ca-certificates
-rootfs postgres postgresql-15,ca-certificates
+# Both at once: most of a cold run's time is here.
+rootfs python python3,python3-venv,python3-pip,ca-certificates &
+python_pid=$!
+rootfs postgres postgresql-15,ca-certificates &
+postgres_pid=$!
+wait $python_pid
+wait $postgres_pid
 image python docker.io/library/python:3.11-slim-bookworm \
     "ENV LANG=C.UTF-8" \
     "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" \

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PROJECT = "sbcontainertest"
 IMAGE = "localhost/strands-session-backend:container-test"
-PACKAGES = ["podman", "runc", "docker-compose", "debootstrap", "uidmap", "catatonit"]
+PACKAGES = ["podman", "runc", "docker-compose", "debootstrap", "eatmydata", "uidmap", "catatonit"]
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
@@ -89,7 +89,8 @@ class Host:
 
 
 def _install_packages() -> None:
-    if not all(shutil.which(p) for p in ("podman", "runc", "docker-compose", "debootstrap")):
+    programs = ("podman", "runc", "docker-compose", "debootstrap", "eatmydata")
+    if not all(shutil.which(p) for p in programs):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
         subprocess.run(
@@ -212,6 +213,23 @@ def test_make_up_migrates_serves_crud_and_passes_its_healthcheck(host: Host, ima
         assert http.post(S, json={"session_id": "gone"}).status_code == 201
         assert http.delete(f"{S}/gone").status_code == 204
         assert http.get(f"{S}/gone").status_code == 404
+
+
+def test_the_image_healthcheck_passes_in_a_container_of_its_own(host: Host, image: str) -> None:
+    """compose.yaml's healthcheck replaces the image's: run the image alone to try its own."""
+    dsn = "postgresql://strands:container-test@postgres:5432/strands"
+    cid = host.run(
+        "podman", "run", "--detach", "--network", f"{PROJECT}_default",
+        "--env", f"DATABASE_URL={dsn}", "--env", "MIGRATE_ON_START=false", image,
+    ).strip()  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        check = ["podman", "healthcheck", "run", cid]
+        while subprocess.run(check, env=host.env, capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, host.run("podman", "logs", cid)
+            time.sleep(1)
+    finally:
+        host.run("podman", "rm", "--force", "--time", "0", cid, check=False)
 
 
 def test_sigterm_stops_the_api_within_seconds_with_exit_0(host: Host) -> None:
