@@ -112,6 +112,7 @@ def test_pooler_settings_need_a_direct_url_and_default_to_no_statement_cache() -
         make_settings(db_pooler="transaction")
     pooled = make_settings(db_pooler="transaction", database_direct_url="postgresql://h/db")
     assert pooled.db_pooler is Pooler.transaction and pooled.db_statement_cache_size == 0
+    assert pooled.db_settle_lost_writes is False  # its backend pids are PgBouncer's
     assert pooled.direct_dsn("postgresql://pooler/db") == "postgresql://h/db"
     kept = make_settings(
         db_pooler="transaction", database_direct_url="postgresql://h/db", db_statement_cache_size=50
