@@ -216,10 +216,12 @@ def test_make_up_migrates_serves_crud_and_passes_its_healthcheck(host: Host, ima
 
 
 def test_the_image_healthcheck_passes_in_a_container_of_its_own(host: Host, image: str) -> None:
-    """compose.yaml's healthcheck replaces the image's: run the image alone to try its own."""
+    """compose.yaml's healthcheck replaces the image's: run the image alone to try its own,
+    as deploy/k8s runs it (read-only root file system, /tmp writable, no capabilities)."""
     dsn = "postgresql://strands:container-test@postgres:5432/strands"
     cid = host.run(
         "podman", "run", "--detach", "--network", f"{PROJECT}_default",
+        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
         "--env", f"DATABASE_URL={dsn}", "--env", "MIGRATE_ON_START=false", image,
     ).strip()  # fmt: skip
     try:
