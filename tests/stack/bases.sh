@@ -55,23 +55,34 @@ image() {  # image NAME TAG CHANGES...: import the cached rootfs unless the tag 
     fi
 }
 
-# Both at once: most of a cold run's time is here.
-rootfs python python3,python3-venv,python3-pip,ca-certificates &
-python_pid=$!
-rootfs postgres postgresql-15,ca-certificates &
-postgres_pid=$!
-wait $python_pid
-wait $postgres_pid
-image python docker.io/library/python:3.11-slim-bookworm \
-    "ENV LANG=C.UTF-8" \
-    "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" \
-    "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" \
-    'CMD ["python3"]'
-image postgres docker.io/library/postgres:16 \
-    "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    "ENV PGDATA=/var/lib/postgresql/data" \
-    "ENV LANG=C.UTF-8" \
-    "STOPSIGNAL SIGINT" \
-    "EXPOSE 5432" \
-    'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' \
-    'CMD ["postgres"]'
+python_base() {
+    rootfs python python3,python3-venv,python3-pip,ca-certificates
+    image python docker.io/library/python:3.11-slim-bookworm \
+        "ENV LANG=C.UTF-8" \
+        "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" \
+        "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" \
+        'CMD ["python3"]'
+}
+
+postgres_base() {
+    rootfs postgres postgresql-15,ca-certificates
+    image postgres docker.io/library/postgres:16 \
+        "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        "ENV PGDATA=/var/lib/postgresql/data" \
+        "ENV LANG=C.UTF-8" \
+        "STOPSIGNAL SIGINT" \
+        "EXPOSE 5432" \
+        'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]' \
+        'CMD ["postgres"]'
+}
+
+# `bases.sh [python] [postgres]`: the ones named (default both, built at once: most of a cold
+# run's time is here).
+pids=()
+for base in "${@:-python postgres}"; do
+    for name in $base; do
+        "${name}_base" &
+        pids+=($!)
+    done
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
