@@ -4,10 +4,9 @@ Writes send notices through triggers (migration 0002), delivered only on COMMIT.
 listens on its own connection (not a pooled one: a pooled connection would drop the LISTEN on
 release) and drops the named entries at once. That connection goes to DATABASE_DIRECT_URL: a
 transaction-pooling PgBouncer would hand the LISTEN's server connection to other clients and
-never deliver a notice. A lost listener connection means notices may have
-been missed: the cache is cleared, bypassed in `bounded` mode until the listener is back, and the
-connection re-established with backoff. A periodic round trip notices a connection that died
-silently.
+never deliver a notice. A lost listener connection means notices may have been missed: the cache
+is cleared, bypassed in `bounded` mode until the listener is back, and the connection
+re-established with backoff. A periodic round trip notices a connection that died silently.
 """
 
 from __future__ import annotations
