@@ -15,7 +15,7 @@ COPY pyproject.toml ./
 # The server imports none of strands-cli's own dependencies (the CLI ships in the same
 # distribution; the Strands client, with strands-agents, is ./client and not installed here);
 # the venv's pip and setuptools go once the install is done.
-RUN python -c "import re, tomllib; server_only = lambda d: re.split(r'[^A-Za-z0-9_.-]', d)[0].lower() not in {'click', 'rich', 'jinja2', 'httpx'}; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(filter(server_only, deps)) + '\n')" \
+RUN python -c "import re, tomllib; server_only = lambda d: re.split(r'[^A-Za-z0-9_.-]', d)[0].lower() not in {'click', 'rich', 'httpx'}; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(filter(server_only, deps)) + '\n')" \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
