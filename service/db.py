@@ -97,6 +97,9 @@ class Database:
         self.pool: asyncpg.Pool | None = None
         self.accepting = False  # set once start-up (migrations, cursor key) is complete
         self.retries = 0
+        # Exports hold a pooled connection while they stream: at most this many at once, so
+        # that they never take the connections the other requests need.
+        self.exports = asyncio.Semaphore(settings.export_max_concurrent)
         # Checks run inside every write under a session, before it (see `write`).
         self.pre_write: list[PreWriteCheck] = []
         # Writes whose connection was lost mid-flight, and how many of those were found out.
