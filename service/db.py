@@ -195,7 +195,7 @@ class Database:
                     # A connection that died mid-statement surfaces as whatever asyncpg was
                     # doing (InternalClientError from the ROLLBACK, say): the cause is the
                     # connection, and the transaction can be retried.
-                    if conn.is_closed():
+                    if _closed(cast(asyncpg.Connection, conn)):
                         raise ConnectionLost(f"connection lost: {exc.__class__.__name__}") from exc
                     raise
                 done = True
