@@ -22,7 +22,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__, migrate
+from service import __version__, migrate, writes
 from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
@@ -294,6 +294,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     ):
         app.include_router(router)
     app.include_router(metrics_route.router)
+    writes.document(app)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
