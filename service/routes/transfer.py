@@ -17,10 +17,12 @@ from service.errors import UnsupportedMediaType
 from service.http import JSONRequest, respond
 from service.models import ErrorEnvelope, SessionOut, session_body
 from service.routes import SessionId, Svc, errors, location
+from service.settings import Settings
 from service.writes import write_of
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 log = logging.getLogger(__name__)
+_SEND_TIMEOUT_DEFAULT: float = Settings.model_fields["export_send_timeout_seconds"].default
 
 _NDJSON = re.compile(r"^application/x-ndjson\s*(;|$)", re.IGNORECASE)
 _STREAM_DOC: dict[str, Any] = {
@@ -38,7 +40,10 @@ class NDJSONStream(StreamingResponse):
     media_type = ndjson.MEDIA_TYPE
 
     def __init__(
-        self, first: bytes, rest: AsyncGenerator[bytes, None], send_timeout: float
+        self,
+        first: bytes,
+        rest: AsyncGenerator[bytes, None],
+        send_timeout: float = _SEND_TIMEOUT_DEFAULT,
     ) -> None:
         self._rest = rest
         self._send_timeout = send_timeout
