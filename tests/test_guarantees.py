@@ -13,6 +13,7 @@ import asyncpg
 from service import lifecycle
 from service.app import create_app
 from service.cache import Entry, ResponseCache
+from service.sweeper import sweep
 from tests.conftest import app_client, make_settings
 
 S = "/api/v1/sessions"
@@ -171,3 +172,48 @@ async def test_a_large_agent_is_served_but_not_cached(database_url):
             assert (await http.get(f"{S}/s/agents/a")).json()["state"] == big["state"]
         figures = (await http.get("/health")).json()["cache"]
         assert figures["entries"] == 0 and figures["bytes"] == 0
+
+
+async def test_the_sweeper_leaves_a_session_whose_expiry_a_write_is_moving(
+    module_database_url, api, sid
+):
+    """A PUT moving a session's expiry is in flight (its idempotency key waits on one held
+    here) when the old expiry passes and the sweeper runs: the session is skipped, and the
+    PUT, once committed, keeps it alive."""
+    assert (await api.post(S, json={"session_id": sid, "ttl_seconds": 1})).status_code == 201
+    holder = await asyncpg.connect(module_database_url)
+    sweeper = await asyncpg.connect(module_database_url)
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute(
+            "INSERT INTO idempotency_keys (key, fingerprint, status) VALUES ($1, '\\x00', 204)",
+            f"{sid}-extend",
+        )
+        extend = asyncio.create_task(
+            api.put(
+                f"{S}/{sid}",
+                json={"ttl_seconds": 3600},
+                headers={"Idempotency-Key": f"{sid}-extend"},
+            )
+        )
+        for _ in range(200):  # until the PUT holds the session row and waits on the key
+            waiting = await sweeper.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%UPDATE sessions%'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.02)
+        assert waiting, "the PUT never started"
+        await asyncio.sleep(1.2)  # the old expiry has passed
+        await sweep(sweeper, 100)
+        kept = await sweeper.fetchval("SELECT count(*) FROM sessions WHERE session_id = $1", sid)
+        assert kept == 1
+        await tx.rollback()  # the PUT goes on
+        r = await extend
+    finally:
+        await holder.close()
+        await sweeper.close()
+    assert r.status_code == 200, r.text
+    assert (await api.get(f"{S}/{sid}")).status_code == 200
