@@ -10,7 +10,9 @@ deletes batches of SWEEP_BATCH_SIZE sessions, each in its own short transaction 
 SKIP LOCKED`: a session a write holds, FOR KEY SHARE until it commits, is left for the next round;
 the delete checks the expiry again on the row it locked, so an expiry moved meanwhile holds),
 until a batch comes back short. Then it forgets idempotency keys older than
-IDEMPOTENCY_TTL_SECONDS, in batches of the same size.
+IDEMPOTENCY_TTL_SECONDS, in batches of the same size. The connection goes to
+DATABASE_DIRECT_URL: a session-level lock taken through a transaction-pooling PgBouncer would stay
+on a server connection other clients then use.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Sweeper:
     """The background task of one process, with its figures (`deleted` feeds /metrics)."""
 
     def __init__(self, dsn: str, settings: Settings) -> None:
-        self.dsn = dsn
+        self.dsn = settings.direct_dsn(dsn)
         self.interval = settings.sweep_interval_seconds
         self.batch_size = settings.sweep_batch_size
         self.key_ttl_seconds = settings.idempotency_ttl_seconds
