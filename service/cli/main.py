@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from .backend import run, session, stop
 from .health import check_ready
+from .listing import list_command
 from .scaffold import (
     DEFAULT_SESSION_URL,
     SESSION_STATES,
@@ -126,3 +127,4 @@ cli.add_command(stop)
 cli.add_command(session)
 session.add_command(export_command)
 session.add_command(import_command)
+session.add_command(list_command)
