@@ -32,7 +32,7 @@ from strands_session_client import (
     SessionUnavailableError,
 )
 
-from tests.client.client_support import ScriptedModel, add, text, tool_call
+from tests.client.client_support import ScriptedModel, add, build_graph, text, tool_call
 from tests.client.slow_proxy import SlowProxy
 from tests.support import ServiceProcess, free_port
 
@@ -274,3 +274,19 @@ async def test_invoke_async_never_runs_a_session_request_on_the_event_loop(
     # machine may stall it once or twice on its own.
     stalls = [lag for lag in lags if lag >= LAG_DELAY * 0.9]
     assert len(stalls) < 3, stalls
+
+
+def test_a_graph_with_write_behind_stores_its_state_before_it_returns(
+    client_server_url: str,
+) -> None:
+    session_id = f"graph-wb-{uuid.uuid4().hex}"
+    with HTTPSessionManager(session_id, client_server_url, write_behind=True) as manager:
+        graph = build_graph(manager, ScriptedModel([text("A did it")]), ScriptedModel([text("B")]))
+        graph("task")
+        # Read past the manager: the barrier at the end of the Graph's invocation stored it.
+        with HTTPSessionRepository(client_server_url) as repo:
+            state = repo.read_multi_agent(session_id, "pipeline")
+        assert state is not None
+        assert state["status"] == "completed"
+        assert state["completed_nodes"] == ["a", "b"]
+        assert state == json.loads(json.dumps(graph.serialize_state()))
