@@ -10,9 +10,10 @@ Two things differ from the stock manager, both in ``register_hooks``:
   and sent in the background, and the end of every invocation is a barrier (``flush()``).
 
 Extension points, for code that adds behaviour around an invocation (for example a session
-lease): override ``register_hooks`` and call ``super().register_hooks(registry)``; the barrier
-runs inside ``_after_invocation`` / ``_after_multi_agent_invocation``, so anything that must
-follow the last write (such as releasing a lease) belongs after them. Request headers every
+lease): ``register_hooks`` calls ``_register_session_hooks(registry)``, which a wrapper can call
+with its own registry; the barrier runs inside ``_after_invocation`` /
+``_after_multi_agent_invocation``, so anything that must follow the last write (such as
+releasing a lease) belongs after them. Request headers every
 write must carry go into ``self.repository.default_headers``.
 """
 
@@ -90,6 +91,11 @@ class HTTPSessionManager(RepositorySessionManager):
 
     def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
         """Persist the agent (or Graph / Swarm) through this manager, off the event loop."""
+        self._register_session_hooks(registry)
+
+    def _register_session_hooks(self, registry: Any) -> None:
+        """The manager's own callbacks; code that wraps them (a lease around each invocation)
+        registers them through this, and its after-invocation work follows the barrier."""
         # Construction-time events: Strands runs them synchronously, outside any invocation.
         registry.add_callback(AgentInitializedEvent, lambda event: self.initialize(event.agent))
         registry.add_callback(
