@@ -290,3 +290,84 @@ def test_a_graph_with_write_behind_stores_its_state_before_it_returns(
         assert state["status"] == "completed"
         assert sorted(state["completed_nodes"]) == ["a", "b"]  # a set in the SDK
         assert state["execution_order"] == graph.serialize_state()["execution_order"]
+
+
+def test_the_queue_is_bounded_and_keeps_order_batches_and_drops_obsolete_syncs() -> None:
+    from strands.types.session import SessionAgent, SessionMessage
+    from strands_session_client.write_behind import WriteBehindRepository
+
+    gate = threading.Event()
+    sent: list[tuple[str, str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        gate.wait(10)
+        body = json.loads(request.content)
+        sent.append((request.method, request.url.path.rsplit("/", 1)[-1], body))
+        if request.url.path.endswith("/batch"):
+            return httpx.Response(201, json={"items": body["messages"], "next_cursor": None})
+        return httpx.Response(200 if request.method == "PUT" else 201, json=body)
+
+    repo = HTTPSessionRepository("http://backend.test", transport=httpx.MockTransport(answer))
+    queue = WriteBehindRepository(repo, max_queued=3)
+
+    def message(n: int) -> SessionMessage:
+        return SessionMessage({"role": "user", "content": [{"text": str(n)}]}, n)
+
+    def agent(turn: int) -> SessionAgent:
+        return SessionAgent("a", {"turn": turn}, {})
+
+    queue.create_message("s", "a", message(0))  # taken by the sender, held at the gate
+    while not queue.has_room(3):
+        time.sleep(0.01)
+    queue.update_agent("s", agent(1))
+    queue.create_message("s", "a", message(1))
+    queue.create_message("s", "a", message(2))  # the queue is full (3)
+    queue.update_agent("s", agent(2))  # replaces the queued older sync: room for it
+    blocked = threading.Thread(target=queue.create_message, args=("s", "a", message(3)))
+    blocked.start()  # full again: this writer waits...
+    time.sleep(0.2)
+    assert blocked.is_alive()
+    gate.set()  # ...until the sender makes room
+    blocked.join(10)
+    queue.close()
+
+    assert [(method, last) for method, last, _ in sent] == [
+        ("POST", "messages"),
+        ("POST", "batch"),  # messages 1 and 2 in one request
+        ("PUT", "a"),  # only the newest agent sync: the older one was still queued
+        ("POST", "messages"),
+    ]
+    assert [m["message_id"] for m in sent[1][2]["messages"]] == [1, 2]
+    assert sent[2][2]["state"] == {"turn": 2}
+    assert sent[3][2]["message_id"] == 3
+
+
+def test_the_first_failed_write_stops_the_queue_and_is_raised_at_the_barrier() -> None:
+    from strands.types.session import SessionMessage
+    from strands_session_client.write_behind import WriteBehindRepository
+
+    gate = threading.Event()
+    sent: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        gate.wait(10)
+        message_id = json.loads(request.content)["message_id"]
+        sent.append(message_id)
+        if message_id == 1:
+            return httpx.Response(500, json={"error": {"code": "internal", "message": "boom"}})
+        return httpx.Response(201, json={})
+
+    repo = HTTPSessionRepository("http://backend.test", transport=httpx.MockTransport(answer))
+    queue = WriteBehindRepository(repo)
+    for n in range(4):
+        queue.create_message("s", f"agent-{n}", SessionMessage({"role": "user", "content": []}, n))
+    gate.set()
+    with pytest.raises(SessionBackendError, match="boom") as first:
+        queue.flush()
+    assert first.value.status == 500
+    assert sent == [0, 1]  # nothing after the failed write was sent
+    with pytest.raises(SessionBackendError, match="stopped after an earlier write failed"):
+        queue.create_message("s", "agent-9", SessionMessage({"role": "user", "content": []}, 9))
+    with pytest.raises(SessionBackendError, match="stopped after an earlier write failed"):
+        queue.close()
+    assert sent == [0, 1]
