@@ -20,6 +20,7 @@ write must carry go into ``self.repository.default_headers``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -34,12 +35,14 @@ from strands.hooks.events import (
 )
 from strands.session.repository_session_manager import RepositorySessionManager
 
-from .errors import InvalidSessionValueError
+from .errors import InvalidSessionValueError, SessionBackendError
 from .repository import HTTPSessionRepository
 from .write_behind import WriteBehindRepository
 
 if TYPE_CHECKING:
     from strands.hooks.registry import HookRegistry
+
+logger = logging.getLogger(__name__)
 
 
 class HTTPSessionManager(RepositorySessionManager):
@@ -165,5 +168,11 @@ class HTTPSessionManager(RepositorySessionManager):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Close the manager."""
-        self.close()
+        """Close the manager; when the block already raised, a failed flush does not hide it."""
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except SessionBackendError as close_error:
+            logger.warning("closing the session manager after an error failed too: %s", close_error)
