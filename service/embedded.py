@@ -137,6 +137,11 @@ class EmbeddedPostgres:
         self._tmp_socket_dir: pathlib.Path | None = None
 
     @property
+    def started(self) -> bool:
+        """True when this object started the server, so that `stop()` stops it."""
+        return self._started
+
+    @property
     def dsn(self) -> str:
         """The server's DSN, e.g. `postgresql://postgres@127.0.0.1:5432/postgres`."""
         if self._dsn is None:
