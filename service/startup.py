@@ -121,6 +121,7 @@ async def reach_then(
         jitter=backoff.full_jitter,
         giveup=lambda exc: permanent_reason(exc) is not None,
         on_backoff=waiting,
+        logger=None,  # `waiting` and the caller say it, at the right levels
     )
     async def attempt() -> T:
         await probe(dsn, connect_timeout)
