@@ -1,42 +1,60 @@
 # Two commands on a fresh machine: `make run` serves the API, `make test` runs the suite.
-# Both create ./.venv and install the project into it first (only when pyproject.toml changed).
+# Each creates ./.venv and installs what it needs first, and only that: `make run` what serving
+# needs, `make test` adds the test tools, `make bench` the benchmark tools. Each install runs
+# again only when pyproject.toml changed.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-stamp
+PIP    := $(PY) -m pip install --disable-pip-version-check --progress-bar off
+SERVE_STAMP := $(VENV)/.serve-stamp
+TEST_STAMP  := $(VENV)/.test-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 IMAGE  ?= strands-session-backend:latest
 COMPOSE ?= docker compose
 
 .PHONY: install run test migrate lint format bench up down logs image clean
 
-$(STAMP): pyproject.toml
+$(PY):
+	@echo "==> Creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
-	touch $(STAMP)
 
-install: $(STAMP) ## create ./.venv with the project and its test extras
+$(SERVE_STAMP): pyproject.toml | $(PY)
+	@echo "==> Installing the service and what serving needs into $(VENV) (first time: under a minute)"
+	$(PIP) -e .
+	@touch $@
 
-run: $(STAMP) ## serve the API (embedded database when DATABASE_URL is unset)
-	$(PY) -m service
+$(TEST_STAMP): pyproject.toml $(SERVE_STAMP)
+	@echo "==> Installing the test tools (pytest, schemathesis, ruff, mypy, ...) into $(VENV)"
+	$(PIP) -e '.[test]'
+	@touch $@
 
-test: $(STAMP) ## the whole suite against real PostgreSQL
+$(BENCH_STAMP): pyproject.toml $(SERVE_STAMP)
+	@echo "==> Installing the benchmark tools (matplotlib, py-spy, ...) into $(VENV)"
+	$(PIP) -e '.[bench]'
+	@touch $@
+
+install: $(TEST_STAMP) $(BENCH_STAMP) ## create ./.venv with the project, its test and bench tools
+
+run: $(SERVE_STAMP) ## serve the API (embedded database when DATABASE_URL is unset)
+	@$(PY) -m service
+
+test: $(TEST_STAMP) $(BENCH_STAMP) ## the whole suite against real PostgreSQL (its bench smoke test too)
 	$(PY) -m pytest
 
-migrate: $(STAMP) ## apply migrations and exit
-	$(PY) -m service migrate
+migrate: $(SERVE_STAMP) ## apply migrations and exit
+	@$(PY) -m service migrate
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(TEST_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check service tests bench tools
 	$(VENV)/bin/ruff format --check service tests bench tools
 	$(VENV)/bin/mypy
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(VENV)/bin/ruff format service tests
 	$(VENV)/bin/ruff check --fix service tests
 
-bench: $(STAMP) ## benchmark against same-run floors; writes bench/results.json
+bench: $(BENCH_STAMP) ## benchmark against same-run floors; writes bench/results.json
 	$(PY) -m bench
 
 up: ## start postgres, migrations and the API with Docker Compose; waits until healthy
