@@ -61,7 +61,9 @@ def permanent_cases(admin_dsn: str) -> list[tuple[str, str, str]]:
 def test_errors_waiting_cannot_fix_stop_at_once_with_one_line(admin_dsn, command):
     for dsn, category, cause in permanent_cases(admin_dsn):
         # A long deadline: giving up at once must not depend on it.
-        result = run_module(*command, env={"DATABASE_URL": dsn, "DB_CONNECT_DEADLINE_SECONDS": "60"})
+        result = run_module(
+            *command, env={"DATABASE_URL": dsn, "DB_CONNECT_DEADLINE_SECONDS": "60"}
+        )
         output = result.stdout + result.stderr
         assert result.returncode == 1, output
         naming = [line for line in output.splitlines() if cause in line]

@@ -17,11 +17,14 @@ from typing import Any
 
 import jinja2
 
+from .project import local_port
+
 SESSION_STATES = ("postgresql", "file", "none")
 ALL_STATES = frozenset(SESSION_STATES)
 POSTGRESQL = frozenset({"postgresql"})
 
-DEFAULT_SESSION_URL = "http://127.0.0.1:8000"
+DEFAULT_BACKEND_PORT = 8000
+DEFAULT_SESSION_URL = f"http://127.0.0.1:{DEFAULT_BACKEND_PORT}"
 BACKEND_IMAGE = "strands-session-backend:latest"
 CLIENT_MODULE = "session_backend.py"
 MAX_NAME_LENGTH = 40
@@ -94,7 +97,7 @@ class ProjectSpec:
     """What the user asked for: everything the templates are rendered from."""
 
     name: str
-    session_state: str = "postgresql"
+    session_state: str = "none"
     session_url: str = DEFAULT_SESSION_URL
     api_key: str | None = None
     description: str = "A helpful assistant."
@@ -126,6 +129,8 @@ class ProjectSpec:
             "file": self.session_state == "file",
             "stateful": self.session_state != "none",
             "session_url": self.session_url.rstrip("/"),
+            # compose.yaml publishes the backend here: the port of a local session URL.
+            "backend_port": local_port(self.session_url) or DEFAULT_BACKEND_PORT,
             "api_key": self.api_key or "",
             "description": " ".join(self.description.split()),
             "requirements": requirements,

@@ -67,6 +67,19 @@ def test_generated_project_compiles_and_has_backend_files_only_with_postgresql(
     assert any(d.startswith("httpx") for d in dependencies) == (state == "postgresql")
 
 
+def test_init_without_session_state_makes_a_project_with_no_backend(invoke, tmp_path) -> None:
+    result = invoke("init", "demo-agent", "--output-dir", str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "demo-agent"
+    for relative in BACKEND_ONLY:
+        assert not (root / relative).exists(), relative
+    marker = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["strands-cli"]
+    assert marker["session-state"] == "none"
+    assert "SESSION_BACKEND" not in (root / ".env").read_text()
+    assert "strands-cli run" not in result.output
+
+
 def test_the_session_backend_module_is_a_copy_of_the_client(make_project) -> None:
     root = make_project()
     copied = (root / "demo_agent" / CLIENT_MODULE).read_text()
@@ -115,7 +128,7 @@ def test_session_options_need_the_postgresql_state(invoke, tmp_path) -> None:
         "init", "demo", "--session-state", "none", "--api-key", "k", "--output-dir", "."
     )
     assert result.exit_code == 2
-    assert "--session-state postgresql" in result.output
+    assert "--session-state=postgresql" in result.output
 
 
 @pytest.mark.parametrize("state", SESSION_STATES)
