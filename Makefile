@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make run` serves the API, `make test` runs the suite.
 # Each creates ./.venv and installs what it needs first, and only that: `make run` what serving
 # needs, `make test` adds the test tools, `make bench` the benchmark tools. Each install runs
-# again only when pyproject.toml changed.
+# again only when pyproject.toml (or client/pyproject.toml) changed.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -24,17 +24,17 @@ $(SERVE_STAMP): pyproject.toml | $(PY)
 	$(PIP) -e .
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml $(SERVE_STAMP)
-	@echo "==> Installing the test tools (pytest, schemathesis, ruff, mypy, ...) into $(VENV)"
-	$(PIP) -e '.[test]'
+$(TEST_STAMP): pyproject.toml client/pyproject.toml $(SERVE_STAMP)
+	@echo "==> Installing the client (./client, with strands-cli) and the test tools (pytest, schemathesis, ruff, mypy, ...) into $(VENV)"
+	$(PIP) -e ./client -e '.[test]'
 	@touch $@
 
-$(BENCH_STAMP): pyproject.toml $(SERVE_STAMP)
-	@echo "==> Installing the benchmark tools (matplotlib, py-spy, ...) into $(VENV)"
-	$(PIP) -e '.[bench]'
+$(BENCH_STAMP): pyproject.toml client/pyproject.toml $(SERVE_STAMP)
+	@echo "==> Installing the client (./client) and the benchmark tools (matplotlib, py-spy, ...) into $(VENV)"
+	$(PIP) -e ./client -e '.[bench]'
 	@touch $@
 
-install: $(TEST_STAMP) $(BENCH_STAMP) ## create ./.venv with the project, its test and bench tools
+install: $(TEST_STAMP) $(BENCH_STAMP) ## create ./.venv with the server, the client (./client, strands-cli), test and bench tools
 
 run: $(SERVE_STAMP) ## serve the API (embedded database when DATABASE_URL is unset)
 	@$(PY) -m service
@@ -46,13 +46,13 @@ migrate: $(SERVE_STAMP) ## apply migrations and exit
 	@$(PY) -m service migrate
 
 lint: $(TEST_STAMP) ## ruff and mypy
-	$(VENV)/bin/ruff check service tests bench tools
-	$(VENV)/bin/ruff format --check service tests bench tools
+	$(VENV)/bin/ruff check service client tests bench tools
+	$(VENV)/bin/ruff format --check service client tests bench tools
 	$(VENV)/bin/mypy
 
 format: $(TEST_STAMP)
-	$(VENV)/bin/ruff format service tests
-	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service client tests
+	$(VENV)/bin/ruff check --fix service client tests
 
 bench: $(BENCH_STAMP) ## benchmark against same-run floors; writes bench/results.json
 	$(PY) -m bench
