@@ -10,8 +10,8 @@ import subprocess
 import httpx
 import pytest
 from strands import Agent
+from strands_session_client import HTTPSessionManager
 
-from service.client import HTTPSessionManager
 from tests.support import ROOT
 
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
-from service.cli.main import cli
+from strands_session_cli.main import cli
 
 
 def _free_port() -> int:

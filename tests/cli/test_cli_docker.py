@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.cli.project import backend_compose_file
+from strands_session_cli.project import backend_compose_file
 
 
 def test_run_and_stop_use_the_projects_compose_file(

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from strands_session_cli.project import read_env_file
 
-from service.cli.project import read_env_file
 from tests.cli.conftest import StubServer, running_stub
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def strands_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m service.cli ARGS` as a user would, in `cwd`."""
+    """Run `python -m strands_session_cli ARGS` as a user would, in `cwd`."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BACKEND_")}
     environ.update(PYTHONPATH=str(REPO), COLUMNS="200", **env)
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "strands_session_cli", *args],
         cwd=cwd,
         env=environ,
         capture_output=True,

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from service.cli.project import read_env_file
+from strands_session_cli.project import read_env_file
 
 
 def agent_url(root) -> str:

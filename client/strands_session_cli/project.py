@@ -2,7 +2,7 @@
 
 A project made by `strands-cli init` carries a `[tool.strands-cli]` table in its pyproject.toml;
 `find_project` walks up from a directory to the nearest one. `backend_compose_file` is the
-session backend's own compose.yaml, next to the `service` package in a source checkout.
+session backend's own compose.yaml, in the checkout this CLI comes from (`locate`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# The folder holding the `service` package (the repository root in a source checkout).
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
+from .locate import checkout
+
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -54,8 +54,10 @@ def find_project(start: Path) -> Project | None:
 
 
 def backend_compose_file() -> Path:
-    """The session backend's compose.yaml (present in a source checkout)."""
-    return SOURCE_ROOT / "compose.yaml"
+    """The session backend's compose.yaml (in its checkout; a path that does not exist when the
+    checkout is unknown, which the commands report)."""
+    root = checkout()
+    return (root if root is not None else Path("<session backend checkout>")) / "compose.yaml"
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ from .ui import Failure, console, warn
 
 def _version() -> str:
     try:
-        return version("strands-session-backend")
+        return version("strands-session-client")
     except PackageNotFoundError:
         return "unknown"
 
@@ -114,6 +114,8 @@ def _print_next_steps(spec: ProjectSpec, root: Path) -> None:
         f"(package {spec.package}, session state {spec.session_state})"
     )
     steps = [f"cd {root}", "python -m venv .venv && . .venv/bin/activate"]
+    if spec.session_state == "postgresql":
+        steps.append(f"pip install {spec.context()['client_source']}   # client and strands-cli")
     steps.append("pip install -e '.[test]'")
     if spec.session_state == "postgresql" and local_port(spec.session_url) is not None:
         steps.append("strands-cli run        # or: strands-cli run --local (no Docker)")
