@@ -9,6 +9,7 @@ commands install (the client from `client/`, the project itself) goes into it fo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -47,7 +48,13 @@ def test_readme_setup_puts_strands_cli_in_the_projects_environment(tmp_path, stu
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
     (site / "checkout-packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
     pip = [venv / "bin" / "python", "-m", "pip", "install", "-q"]
-    run(*pip, REPO / "client", cwd=root, env=env)  # the README's steps, in order
+    build = REPO / "client" / "build"  # what building the client in its folder leaves
+    built_before = build.exists()
+    try:
+        run(*pip, REPO / "client", cwd=root, env=env)  # the README's steps, in order
+    finally:
+        if not built_before:
+            shutil.rmtree(build, ignore_errors=True)
     run(*pip, "-e", ".[test]", cwd=root, env=env)
 
     cli = venv / "bin" / "strands-cli"
