@@ -134,7 +134,7 @@ async def _service_error(request: Request, exc: Exception) -> Response:
         log.warning(
             "%s %s answered %d: %s", request.method, request.url.path, exc.status, exc.message
         )
-    return _error_response(request, exc)
+    return _error_response(request, exc, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

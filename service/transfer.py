@@ -3,8 +3,8 @@
 An export streams from server-side cursors inside one read-only REPEATABLE READ transaction, so
 its records are one consistent snapshot and memory stays at one chunk whatever the session's
 size; stored documents go out as the `orjson.Fragment`s the pool's codec reads, byte for byte.
-An import restores a validated stream in one transaction, all or nothing, keeping versions and
-timestamps.
+An import restores a validated stream in one transaction, all or nothing, keeping timestamps;
+versions are new (a version is never reused, so one from elsewhere is not taken over).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from service.errors import (
 )
 from service.models import content_types, session_body, timestamp
 from service.queries import Q
+from service.writes import Key
 
 CHUNK_BYTES = 64 * 1024  # a response chunk: big enough to be cheap, small enough to stream
 PREFETCH = 500  # rows per cursor round trip
@@ -138,9 +139,12 @@ def _batches(items: Sequence[T]) -> list[Sequence[T]]:
     return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
-async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool) -> Any:
-    """Insert a parsed export; 409 when the session exists (unless `replace`), which an
-    expired one does not. Returns the session row."""
+async def restore(
+    conn: asyncpg.Connection, key: Key, bundle: ndjson.Bundle, replace: bool
+) -> tuple[int, Any]:
+    """Insert a parsed export (in the caller's transaction); 409 when the session exists
+    (unless `replace`), which an expired one does not. (201, the session row), recorded under
+    `key`."""
     s = bundle.session
     sid = s.session_id
     await conn.fetchrow(Q["import_delete_session" if replace else "delete_expired_session"], sid)
@@ -149,7 +153,6 @@ async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool
             Q["import_session"],
             sid,
             s.session_type,
-            s.version,
             s.created_at,
             s.updated_at,
             s.expires_at,
@@ -171,7 +174,6 @@ async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool
             [jsonio.dumps(a.state) for a in agents],
             [jsonio.dumps(a.conversation_manager_state) for a in agents],
             [jsonio.dumps(a.internal_state) for a in agents],
-            [a.version for a in agents],
             [a.created_at for a in agents],
             [a.updated_at for a in agents],
         )
@@ -188,7 +190,6 @@ async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool
                 None if m.redact_message is None else jsonio.dumps(m.redact_message)
                 for m in messages
             ],
-            [m.version for m in messages],
             [m.created_at for m in messages],
             [m.updated_at for m in messages],
         )
@@ -198,8 +199,8 @@ async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool
             sid,
             [x.multi_agent_id for x in states],
             [jsonio.dumps(x.state) for x in states],
-            [x.version for x in states],
             [x.created_at for x in states],
             [x.updated_at for x in states],
         )
-    return row
+    await conn.execute(Q["record_session_outcome"], key.value, key.fingerprint, 201, sid)
+    return 201, row

@@ -10,6 +10,7 @@ from service.http import JSONRoute, if_match, none_match, not_modified, respond
 from service.models import MultiAgentCreate, MultiAgentOut, MultiAgentUpdate, multi_agent_body
 from service.routes import MultiAgentId, SessionId, Svc, errors, location
 from service.store import multi_agents as store
+from service.writes import write_of
 
 router = APIRouter(
     prefix="/api/v1/sessions/{session_id}/multi-agents",
@@ -25,13 +26,21 @@ router = APIRouter(
     responses=errors(404, 409, 415),
     summary="Create a multi-agent state (an identical repeat answers 200)",
 )
-async def create_multi_agent(session_id: SessionId, body: MultiAgentCreate, svc: Svc) -> Response:
-    row, created = await svc.db.run(
-        store.create_multi_agent, session_id, body.multi_agent_id, jsonio.dumps(body.state)
+async def create_multi_agent(
+    session_id: SessionId, body: MultiAgentCreate, request: Request, svc: Svc
+) -> Response:
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "multi_agent",
+        store.create_multi_agent,
+        session_id,
+        body.multi_agent_id,
+        jsonio.dumps(body.state),
     )
     return respond(
         multi_agent_body(row),
-        201 if created else 200,
+        status,
         version=row["version"],
         headers=location("sessions", session_id, "multi-agents", body.multi_agent_id),
     )
@@ -67,14 +76,17 @@ async def update_multi_agent(
 ) -> Response:
     if body.multi_agent_id not in (None, multi_agent_id):
         raise InvalidId("multi_agent_id in the body does not match the path")
-    row = await svc.db.run(
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "multi_agent",
         store.update_multi_agent,
         session_id,
         multi_agent_id,
         jsonio.dumps(body.state),
         if_match(request),
     )
-    return respond(multi_agent_body(row), version=row["version"])
+    return respond(multi_agent_body(row), status, version=row["version"])
 
 
 @router.delete(
@@ -87,5 +99,8 @@ async def update_multi_agent(
 async def delete_multi_agent(
     session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
 ) -> Response:
-    await svc.db.run(store.delete_multi_agent, session_id, multi_agent_id, if_match(request))
+    write = await write_of(request, session_id)
+    await svc.db.write(
+        write, "empty", store.delete_multi_agent, session_id, multi_agent_id, if_match(request)
+    )
     return Response(status_code=204)

@@ -7,30 +7,32 @@ import asyncpg
 from service.errors import agent_missing, already_exists, session_missing
 from service.queries import Q
 from service.store import missing_or_mismatch
+from service.writes import Key
 
 
 async def create_agent(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     state: bytes,
     conversation_manager_state: bytes,
     internal_state: bytes,
-) -> tuple[asyncpg.Record, bool]:
-    """Insert; an identical existing agent is returned with `created=False`, else 409."""
+) -> tuple[int, asyncpg.Record]:
+    """Insert (201, recorded under `key`); an identical existing agent answers 200, else 409."""
     args = (session_id, agent_id, state, conversation_manager_state, internal_state)
     try:
-        row = await conn.fetchrow(Q["create_agent"], *args)
+        row = await conn.fetchrow(Q["create_agent"], *args, key.value, key.fingerprint)
     except asyncpg.ForeignKeyViolationError:
         raise session_missing(session_id) from None
     if row is not None:
-        return row, True
+        return 201, row
     row = await conn.fetchrow(Q["compare_agent"], *args)
     if row is None:  # nothing inserted, nothing to compare: the session is missing or expired
         raise session_missing(session_id)
     if not row["same"]:
         raise already_exists(f"agent {agent_id!r}")
-    return row, False
+    return 200, row
 
 
 async def read_agent(conn: asyncpg.Connection, session_id: str, agent_id: str) -> asyncpg.Record:
@@ -54,13 +56,14 @@ async def require_agent(conn: asyncpg.Connection, session_id: str, agent_id: str
 
 async def update_agent(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     state: bytes,
     conversation_manager_state: bytes,
     internal_state: bytes,
     if_match: int | None,
-) -> asyncpg.Record:
+) -> tuple[int, asyncpg.Record]:
     row = await conn.fetchrow(
         Q["update_agent"],
         session_id,
@@ -69,6 +72,8 @@ async def update_agent(
         conversation_manager_state,
         internal_state,
         if_match,
+        key.value,
+        key.fingerprint,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -79,13 +84,14 @@ async def update_agent(
             agent_missing(session_id, agent_id),
             f"agent {agent_id!r}",
         )
-    return row
+    return 200, row
 
 
 async def delete_agent(
-    conn: asyncpg.Connection, session_id: str, agent_id: str, if_match: int | None
-) -> None:
-    if await conn.fetchrow(Q["delete_agent"], session_id, agent_id, if_match) is None:
+    conn: asyncpg.Connection, key: Key, session_id: str, agent_id: str, if_match: int | None
+) -> tuple[int, None]:
+    args = (session_id, agent_id, if_match, key.value, key.fingerprint)
+    if await conn.fetchrow(Q["delete_agent"], *args) is None:
         raise await missing_or_mismatch(
             conn,
             "agent_version",
@@ -94,6 +100,7 @@ async def delete_agent(
             agent_missing(session_id, agent_id),
             f"agent {agent_id!r}",
         )
+    return 204, None
 
 
 async def list_agents(
