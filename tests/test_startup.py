@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from service import migrate
 from tests.support import ROOT, ServiceProcess, free_port, with_database
 
 pytestmark = pytest.mark.timeout(120)
@@ -157,7 +158,7 @@ def test_migrate_waits_for_a_database_that_comes_up(empty_database_url):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert "applied 4 migration(s)" in out
+    assert f"applied {len(migrate.expected())} migration(s)" in out
 
 
 def test_a_busy_port_says_to_set_port(database_url):
