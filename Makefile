@@ -40,6 +40,7 @@ run: $(SERVE_STAMP) ## serve the API (embedded database when DATABASE_URL is uns
 	@$(PY) -m service
 
 test: $(TEST_STAMP) $(BENCH_STAMP) ## the whole suite against real PostgreSQL (its bench smoke test too)
+	sh tests/ui/ensure_chromium.sh
 	$(PY) -m pytest
 
 migrate: $(SERVE_STAMP) ## apply migrations and exit
