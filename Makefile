@@ -72,7 +72,7 @@ image: ## build the service image
 
 # As root, with rootful podman from Debian (installed when missing); tests/stack/check_stack.py
 # says which host workarounds it applies and why.
-container-test: $(STAMP) ## build the image and smoke-test the compose stack for real
+container-test: $(TEST_STAMP) ## build the image and smoke-test the compose stack for real
 	$(PY) -m pytest -p no:cacheprovider -o addopts= --timeout=1800 -v -s tests/stack/check_stack.py
 
 clean:
