@@ -15,14 +15,13 @@ import pytest
 from click.testing import CliRunner
 from strands.types.exceptions import SessionException
 from strands.types.session import Session, SessionType
+from strands_session_cli.main import cli
 from strands_session_client import (
     AsyncHTTPSessionRepository,
     HTTPSessionManager,
     HTTPSessionRepository,
     SessionNotFoundError,
 )
-
-from service.cli.main import cli
 
 
 def test_create_session_adopts_the_stored_timestamps(repo: HTTPSessionRepository, session_id):
