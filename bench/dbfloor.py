@@ -56,6 +56,7 @@ async def _measure(
                 ["text"],
                 message_text,
                 None,
+                None,
             )
 
         async def insert_in_transaction() -> None:

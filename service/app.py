@@ -44,6 +44,7 @@ from service.routes import (
     Services,
     agents,
     health,
+    leases,
     messages,
     multi_agents,
     sessions,
@@ -138,7 +139,7 @@ async def _service_error(request: Request, exc: Exception) -> Response:
         log.warning(
             "%s %s answered %d: %s", request.method, request.url.path, exc.status, exc.message
         )
-    return _error_response(request, exc)
+    return _error_response(request, exc, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -288,6 +289,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
         agents.router,
         messages.router,
         multi_agents.router,
+        leases.router,
         health.router,
         transfer.router,
         storage.router,

@@ -27,6 +27,7 @@ from service.errors import (
 )
 from service.models import content_types, session_body, timestamp
 from service.queries import Q
+from service.store.leases import fence
 
 CHUNK_BYTES = 64 * 1024  # a response chunk: big enough to be cheap, small enough to stream
 PREFETCH = 500  # rows per cursor round trip
@@ -138,11 +139,16 @@ def _batches(items: Sequence[T]) -> list[Sequence[T]]:
     return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
-async def restore(conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool) -> Any:
+async def restore(
+    conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool, lease: int | None = None
+) -> Any:
     """Insert a parsed export; 409 when the session exists (unless `replace`), which an
-    expired one does not. Returns the session row."""
+    expired one does not. Returns the session row. Replacing a leased session takes its
+    lease's token (`lease`), as every write under it does."""
     s = bundle.session
     sid = s.session_id
+    if replace:
+        await fence(conn, sid, lease)
     await conn.fetchrow(Q["import_delete_session" if replace else "delete_expired_session"], sid)
     try:
         row = await conn.fetchrow(

@@ -1,9 +1,11 @@
 -- name: create_agent
 -- Insert an agent; no row when the id is taken or the session is missing or expired.
+-- $6: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 INSERT INTO agents (session_id, agent_id, state, conversation_manager_state, internal_state)
 SELECT $1::text, $2::text, $3::json, $4::json, $5::json
  WHERE EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $6::bigint))
 ON CONFLICT ON CONSTRAINT agents_pkey DO NOTHING
 RETURNING session_id, agent_id, state, conversation_manager_state, internal_state,
           version, created_at, updated_at, 0::bigint AS message_count;
@@ -46,6 +48,7 @@ SELECT a.version,
 
 -- name: update_agent
 -- Replace the agent's state; no row when missing or when $6 (If-Match) differs.
+-- $7: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 UPDATE agents a
    SET state = $3, conversation_manager_state = $4, internal_state = $5,
        version = a.version + 1, updated_at = now()
@@ -53,6 +56,7 @@ UPDATE agents a
    AND ($6::bigint IS NULL OR a.version = $6)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $7::bigint))
 RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
           a.version, a.created_at, a.updated_at,
           (SELECT count(*) FROM messages m
@@ -60,11 +64,13 @@ RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.int
 
 -- name: delete_agent
 -- Delete an agent and its messages (ON DELETE CASCADE).
+-- $4: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 DELETE FROM agents
  WHERE session_id = $1 AND agent_id = $2
    AND ($3::bigint IS NULL OR version = $3)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $4::bigint))
 RETURNING version;
 
 -- name: list_agents

@@ -1,10 +1,12 @@
 -- name: create_message
 -- Insert a message; no row when the id is taken or the session is missing or expired.
+-- $8: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
                       message, redact_message)
 SELECT $1::text, $2::text, $3::integer, $4::text, $5::text[], $6::json, $7::json
  WHERE EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $8::bigint))
 ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
 RETURNING session_id, agent_id, message_id, message, redact_message,
           version, created_at, updated_at;
@@ -22,6 +24,7 @@ SELECT session_id, agent_id, message_id, message, redact_message,
 
 -- name: create_messages
 -- Insert a batch of messages in one statement; ids already taken are skipped (then compared).
+-- $8: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
                       message, redact_message)
 SELECT $1, $2, b.message_id, b.role,
@@ -30,6 +33,7 @@ SELECT $1, $2, b.message_id, b.role,
        AS b (message_id, role, content_types, message, redact_message)
  WHERE EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $8::bigint))
 ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
 RETURNING session_id, agent_id, message_id, message, redact_message,
           version, created_at, updated_at;
@@ -57,6 +61,7 @@ SELECT session_id, agent_id, message_id, message, redact_message,
 
 -- name: update_message
 -- Replace a message and its redaction; no row when missing or when $8 (If-Match) differs.
+-- $9: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 UPDATE messages
    SET role = $4, content_types = $5, message = $6, redact_message = $7,
        version = version + 1, updated_at = now()
@@ -64,6 +69,7 @@ UPDATE messages
    AND ($8::bigint IS NULL OR version = $8)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $9::bigint))
 RETURNING session_id, agent_id, message_id, message, redact_message,
           version, created_at, updated_at;
 
@@ -77,11 +83,13 @@ SELECT version
 
 -- name: delete_message
 -- Delete one message.
+-- $5: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 DELETE FROM messages
  WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
    AND ($4::bigint IS NULL OR version = $4)
    AND EXISTS (SELECT 1 FROM sessions s
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
+   AND (SELECT session_write_fence($1, $5::bigint))
 RETURNING version;
 
 -- name: list_messages_asc

@@ -32,6 +32,7 @@ SELECT version
 
 -- name: update_session
 -- Replace the session's fields (expiry: $4 says whether to set it to $5, or $6 seconds from now).
+-- $7: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 UPDATE sessions
    SET session_type = $2, version = version + 1, updated_at = now(),
        expires_at = CASE WHEN $6::float8 IS NOT NULL THEN now() + make_interval(secs => $6)
@@ -39,13 +40,16 @@ UPDATE sessions
                          ELSE expires_at END
  WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
    AND ($3::bigint IS NULL OR version = $3)
+   AND (SELECT session_write_fence($1, $7::bigint))
 RETURNING session_id, session_type, version, created_at, updated_at, expires_at;
 
 -- name: delete_session
 -- Delete a session; its agents, messages and multi-agent states go with it (ON DELETE CASCADE).
+-- $3: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 DELETE FROM sessions
  WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
    AND ($2::bigint IS NULL OR version = $2)
+   AND (SELECT session_write_fence($1, $3::bigint))
 RETURNING version;
 
 -- name: list_sessions

@@ -10,6 +10,7 @@ from service import jsonio
 from service.cache import agent_key
 from service.errors import InvalidId, InvalidRequest
 from service.http import JSONRoute, if_match, none_match, not_modified, respond
+from service.leases import LeaseToken
 from service.models import (
     MAX_MESSAGE_ID,
     MessageBatch,
@@ -59,10 +60,14 @@ def _new(body: MessageUpdate, message_id: int) -> NewMessage:
     summary="Append a message (an identical repeat answers 200)",
 )
 async def create_message(
-    session_id: SessionId, agent_id: AgentId, body: MessageCreate, svc: Svc
+    session_id: SessionId,
+    agent_id: AgentId,
+    body: MessageCreate,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     row, created = await svc.db.run(
-        store.create_message, session_id, agent_id, _new(body, body.message_id)
+        store.create_message, session_id, agent_id, _new(body, body.message_id), lease
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return respond(
@@ -81,13 +86,18 @@ async def create_message(
     summary="Append up to 1000 messages, all or nothing",
 )
 async def create_messages(
-    session_id: SessionId, agent_id: AgentId, body: MessageBatch, svc: Svc
+    session_id: SessionId,
+    agent_id: AgentId,
+    body: MessageBatch,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     ids = [m.message_id for m in body.messages]
     if len(set(ids)) != len(ids):
         raise InvalidRequest("messages: a message_id appears more than once in the batch")
+    batch = [_new(m, m.message_id) for m in body.messages]
     rows, created = await svc.db.transaction(
-        store.create_messages, session_id, agent_id, [_new(m, m.message_id) for m in body.messages]
+        store.create_messages, session_id, agent_id, batch, lease
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return respond(
@@ -151,7 +161,7 @@ async def read_message(
 @router.put(
     "/{message_id}",
     response_model=MessageOut,
-    responses=errors(404, 412, 415),
+    responses=errors(404, 409, 412, 415),
     summary="Replace a message and its redaction (never creates)",
 )
 async def update_message(
@@ -161,11 +171,17 @@ async def update_message(
     body: MessageUpdate,
     request: Request,
     svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     if body.message_id not in (None, message_id):
         raise InvalidId("message_id in the body does not match the path")
     row = await svc.db.run(
-        store.update_message, session_id, agent_id, _new(body, message_id), if_match(request)
+        store.update_message,
+        session_id,
+        agent_id,
+        _new(body, message_id),
+        if_match(request),
+        lease,
     )
     return respond(message_body(row), version=row["version"])
 
@@ -174,7 +190,7 @@ async def update_message(
     "/{message_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(404, 412),
+    responses=errors(404, 409, 412),
     summary="Delete a message",
 )
 async def delete_message(
@@ -183,7 +199,10 @@ async def delete_message(
     message_id: MessageIdPath,
     request: Request,
     svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
-    await svc.db.run(store.delete_message, session_id, agent_id, message_id, if_match(request))
+    await svc.db.run(
+        store.delete_message, session_id, agent_id, message_id, if_match(request), lease
+    )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

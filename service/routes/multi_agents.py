@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from service import jsonio
 from service.errors import InvalidId
 from service.http import JSONRoute, if_match, none_match, not_modified, respond
+from service.leases import LeaseToken
 from service.models import MultiAgentCreate, MultiAgentOut, MultiAgentUpdate, multi_agent_body
 from service.routes import MultiAgentId, SessionId, Svc, errors, location
 from service.store import multi_agents as store
@@ -25,9 +26,11 @@ router = APIRouter(
     responses=errors(404, 409, 415),
     summary="Create a multi-agent state (an identical repeat answers 200)",
 )
-async def create_multi_agent(session_id: SessionId, body: MultiAgentCreate, svc: Svc) -> Response:
+async def create_multi_agent(
+    session_id: SessionId, body: MultiAgentCreate, svc: Svc, lease: LeaseToken = None
+) -> Response:
     row, created = await svc.db.run(
-        store.create_multi_agent, session_id, body.multi_agent_id, jsonio.dumps(body.state)
+        store.create_multi_agent, session_id, body.multi_agent_id, jsonio.dumps(body.state), lease
     )
     return respond(
         multi_agent_body(row),
@@ -55,7 +58,7 @@ async def read_multi_agent(
 @router.put(
     "/{multi_agent_id}",
     response_model=MultiAgentOut,
-    responses=errors(404, 412, 415),
+    responses=errors(404, 409, 412, 415),
     summary="Replace a multi-agent state (never creates)",
 )
 async def update_multi_agent(
@@ -64,6 +67,7 @@ async def update_multi_agent(
     body: MultiAgentUpdate,
     request: Request,
     svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     if body.multi_agent_id not in (None, multi_agent_id):
         raise InvalidId("multi_agent_id in the body does not match the path")
@@ -73,6 +77,7 @@ async def update_multi_agent(
         multi_agent_id,
         jsonio.dumps(body.state),
         if_match(request),
+        lease,
     )
     return respond(multi_agent_body(row), version=row["version"])
 
@@ -81,11 +86,15 @@ async def update_multi_agent(
     "/{multi_agent_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(404, 412),
+    responses=errors(404, 409, 412),
     summary="Delete a multi-agent state",
 )
 async def delete_multi_agent(
-    session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
+    session_id: SessionId,
+    multi_agent_id: MultiAgentId,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
-    await svc.db.run(store.delete_multi_agent, session_id, multi_agent_id, if_match(request))
+    await svc.db.run(store.delete_multi_agent, session_id, multi_agent_id, if_match(request), lease)
     return Response(status_code=204)

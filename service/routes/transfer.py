@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from service import ndjson, transfer
 from service.errors import UnsupportedMediaType
 from service.http import JSONRequest, respond
+from service.leases import LeaseToken
 from service.models import ErrorEnvelope, SessionOut, session_body
 from service.routes import SessionId, Svc, errors, location
 
@@ -83,6 +84,7 @@ async def import_session(
     request: Request,
     svc: Svc,
     replace: Annotated[bool, Query(description="Replace an existing session atomically.")] = False,
+    lease: LeaseToken = None,
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     if not _NDJSON.match(content_type):
@@ -92,7 +94,7 @@ async def import_session(
     body = await JSONRequest(request.scope, request.receive).body()  # MAX_BODY_BYTES applies
     # Validating a large stream takes a while: off the event loop.
     bundle = await asyncio.to_thread(ndjson.parse, body, svc.settings.max_json_depth)
-    row = await svc.db.transaction(transfer.restore, bundle, replace)
+    row = await svc.db.transaction(transfer.restore, bundle, replace, lease)
     session_id = bundle.session.session_id
     await svc.cache.drop_session(session_id)
     return respond(

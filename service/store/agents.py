@@ -16,11 +16,12 @@ async def create_agent(
     state: bytes,
     conversation_manager_state: bytes,
     internal_state: bytes,
+    lease: int | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Insert; an identical existing agent is returned with `created=False`, else 409."""
     args = (session_id, agent_id, state, conversation_manager_state, internal_state)
     try:
-        row = await conn.fetchrow(Q["create_agent"], *args)
+        row = await conn.fetchrow(Q["create_agent"], *args, lease)
     except asyncpg.ForeignKeyViolationError:
         raise session_missing(session_id) from None
     if row is not None:
@@ -60,6 +61,7 @@ async def update_agent(
     conversation_manager_state: bytes,
     internal_state: bytes,
     if_match: int | None,
+    lease: int | None = None,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         Q["update_agent"],
@@ -69,6 +71,7 @@ async def update_agent(
         conversation_manager_state,
         internal_state,
         if_match,
+        lease,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -83,9 +86,13 @@ async def update_agent(
 
 
 async def delete_agent(
-    conn: asyncpg.Connection, session_id: str, agent_id: str, if_match: int | None
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    if_match: int | None,
+    lease: int | None = None,
 ) -> None:
-    if await conn.fetchrow(Q["delete_agent"], session_id, agent_id, if_match) is None:
+    if await conn.fetchrow(Q["delete_agent"], session_id, agent_id, if_match, lease) is None:
         raise await missing_or_mismatch(
             conn,
             "agent_version",

@@ -24,7 +24,11 @@ class NewMessage:
 
 
 async def create_message(
-    conn: asyncpg.Connection, session_id: str, agent_id: str, new: NewMessage
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    new: NewMessage,
+    lease: int | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Insert; an identical existing message is returned with `created=False`, else 409."""
     try:
@@ -37,6 +41,7 @@ async def create_message(
             new.content_types,
             new.message,
             new.redact_message,
+            lease,
         )
     except asyncpg.ForeignKeyViolationError:
         raise agent_missing(session_id, agent_id) from None
@@ -58,7 +63,11 @@ async def create_message(
 
 
 async def create_messages(
-    conn: asyncpg.Connection, session_id: str, agent_id: str, batch: list[NewMessage]
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    batch: list[NewMessage],
+    lease: int | None = None,
 ) -> tuple[list[asyncpg.Record], bool]:
     """Insert a batch in one statement; ids already taken must hold identical messages."""
     try:
@@ -72,6 +81,7 @@ async def create_messages(
             [jsonio.dumps(m.content_types) for m in batch],
             [m.message for m in batch],
             [m.redact_message for m in batch],
+            lease,
         )
     except asyncpg.ForeignKeyViolationError:
         raise agent_missing(session_id, agent_id) from None
@@ -114,6 +124,7 @@ async def update_message(
     agent_id: str,
     new: NewMessage,
     if_match: int | None,
+    lease: int | None = None,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         Q["update_message"],
@@ -125,6 +136,7 @@ async def update_message(
         new.message,
         new.redact_message,
         if_match,
+        lease,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -144,8 +156,11 @@ async def delete_message(
     agent_id: str,
     message_id: int,
     if_match: int | None,
+    lease: int | None = None,
 ) -> None:
-    row = await conn.fetchrow(Q["delete_message"], session_id, agent_id, message_id, if_match)
+    row = await conn.fetchrow(
+        Q["delete_message"], session_id, agent_id, message_id, if_match, lease
+    )
     if row is None:
         raise await missing_or_mismatch(
             conn,

@@ -10,11 +10,15 @@ from service.store import missing_or_mismatch
 
 
 async def create_multi_agent(
-    conn: asyncpg.Connection, session_id: str, multi_agent_id: str, state: bytes
+    conn: asyncpg.Connection,
+    session_id: str,
+    multi_agent_id: str,
+    state: bytes,
+    lease: int | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Insert; an identical existing state is returned with `created=False`, else 409."""
     try:
-        row = await conn.fetchrow(Q["create_multi_agent"], session_id, multi_agent_id, state)
+        row = await conn.fetchrow(Q["create_multi_agent"], session_id, multi_agent_id, state, lease)
     except asyncpg.ForeignKeyViolationError:
         raise session_missing(session_id) from None
     if row is not None:
@@ -42,8 +46,11 @@ async def update_multi_agent(
     multi_agent_id: str,
     state: bytes,
     if_match: int | None,
+    lease: int | None = None,
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(Q["update_multi_agent"], session_id, multi_agent_id, state, if_match)
+    row = await conn.fetchrow(
+        Q["update_multi_agent"], session_id, multi_agent_id, state, if_match, lease
+    )
     if row is None:
         raise await missing_or_mismatch(
             conn,
@@ -57,9 +64,13 @@ async def update_multi_agent(
 
 
 async def delete_multi_agent(
-    conn: asyncpg.Connection, session_id: str, multi_agent_id: str, if_match: int | None
+    conn: asyncpg.Connection,
+    session_id: str,
+    multi_agent_id: str,
+    if_match: int | None,
+    lease: int | None = None,
 ) -> None:
-    row = await conn.fetchrow(Q["delete_multi_agent"], session_id, multi_agent_id, if_match)
+    row = await conn.fetchrow(Q["delete_multi_agent"], session_id, multi_agent_id, if_match, lease)
     if row is None:
         raise await missing_or_mismatch(
             conn,

@@ -54,9 +54,10 @@ async def update_session(
     session_type: str,
     if_match: int | None,
     expiry: tuple[datetime | None, float | None] | None = None,
+    lease: int | None = None,
 ) -> asyncpg.Record:
     """`expiry` is (expires_at, ttl_seconds) to change it (both None: never expires); None keeps
-    it."""
+    it. `lease` is the X-Session-Lease token (see service.leases), here and in every write."""
     expires_at, ttl_seconds = expiry or (None, None)
     row = await conn.fetchrow(
         Q["update_session"],
@@ -66,6 +67,7 @@ async def update_session(
         expiry is not None,
         expires_at,
         ttl_seconds,
+        lease,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -79,8 +81,10 @@ async def update_session(
     return row
 
 
-async def delete_session(conn: asyncpg.Connection, session_id: str, if_match: int | None) -> None:
-    if await conn.fetchrow(Q["delete_session"], session_id, if_match) is None:
+async def delete_session(
+    conn: asyncpg.Connection, session_id: str, if_match: int | None, lease: int | None = None
+) -> None:
+    if await conn.fetchrow(Q["delete_session"], session_id, if_match, lease) is None:
         raise await missing_or_mismatch(
             conn,
             "session_version",

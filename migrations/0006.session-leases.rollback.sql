@@ -1,0 +1,4 @@
+-- Drops what 0006 created.
+DROP FUNCTION session_write_fence(text, bigint);
+DROP TABLE session_leases;
+DROP SEQUENCE session_lease_tokens;
