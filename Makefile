@@ -10,13 +10,13 @@ COMPOSE ?= docker compose
 
 .PHONY: install run test migrate lint format bench up down logs image clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e ./client -e '.[test,bench]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create ./.venv with the project and its test extras
+install: $(STAMP) ## create ./.venv with the server, the client (./client) and the test extras
 
 run: $(STAMP) ## serve the API (embedded database when DATABASE_URL is unset)
 	$(PY) -m service
@@ -28,13 +28,13 @@ migrate: $(STAMP) ## apply migrations and exit
 	$(PY) -m service migrate
 
 lint: $(STAMP) ## ruff and mypy
-	$(VENV)/bin/ruff check service tests bench tools
-	$(VENV)/bin/ruff format --check service tests bench tools
+	$(VENV)/bin/ruff check service client tests bench tools
+	$(VENV)/bin/ruff format --check service client tests bench tools
 	$(VENV)/bin/mypy
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format service tests
-	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service client tests
+	$(VENV)/bin/ruff check --fix service client tests
 
 bench: $(STAMP) ## benchmark against same-run floors; writes bench/results.json
 	$(PY) -m bench

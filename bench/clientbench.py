@@ -1,4 +1,4 @@
-"""Figures seen through the Strands client, `service.client.repository.HTTPSessionRepository`.
+"""Figures seen through the Strands client, `strands_session_client.HTTPSessionRepository`.
 
 - `create_message`: the median of N sequential calls (one Strands turn appends one message).
 - restore: `list_messages(session_id, agent_id)` with `limit=None`, what a Strands agent does on
@@ -39,8 +39,7 @@ def measure(
     """Client figures against the service at `base_url`; `agent_id` is created here."""
     try:
         from strands.types.session import Session, SessionAgent, SessionType
-
-        from service.client.repository import HTTPSessionRepository
+        from strands_session_client import HTTPSessionRepository
     except ImportError as exc:
         return {"available": False, "error": f"{type(exc).__name__}: {exc}"}
 

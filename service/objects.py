@@ -17,11 +17,18 @@ import re
 from collections.abc import Iterable
 
 from service.errors import InvalidId, InvalidRequest
+from service.stopwords import STOP_WORDS
 
 MAX_KEY_BYTES = 1024
 _SLASHES = re.compile(r"/+")
 _EXTENSION = re.compile(r"(?<=[^/])\.[^./]*$")  # as strands.storage.search.keyword
 _SURROGATES = (0xD800, 0xDFFF)
+_NON_WORD = re.compile(r"\W+")  # words as the SDK's keyword search splits them
+
+
+def tokenize(text: str) -> set[str]:
+    """The distinct lower-case words of `text` (runs of Unicode word characters)."""
+    return {word for word in _NON_WORD.split(text.lower()) if word}
 
 
 def _check(text: str, what: str) -> None:
@@ -73,8 +80,6 @@ def successor(prefix: str) -> str | None:
 
 def query_words(query: str) -> set[str]:
     """The words a search looks for (the SDK's tokenizer, without its stop words)."""
-    from strands.storage.search.keyword import STOP_WORDS, tokenize  # only searches need it
-
     if len(query) > 4096:
         raise InvalidRequest("q: a search query is at most 4096 characters")
     return tokenize(query) - STOP_WORDS
@@ -85,8 +90,6 @@ def score(
 ) -> list[tuple[str, int, bytes]]:
     """(key, score, data) of the entries matching any of `words`; keys scored without their
     first `strip` characters (the searched prefix)."""
-    from strands.storage.search.keyword import tokenize
-
     found = []
     for key, data in entries:
         text = f"{_EXTENSION.sub('', key[strip:])} {data.decode('utf-8', errors='replace')}"

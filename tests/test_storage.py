@@ -140,3 +140,14 @@ async def test_prefix_listing_is_a_range_scan_of_the_primary_key(database_url, p
         assert len(listed) == rows
     finally:
         await conn.close()
+
+
+def test_search_ignores_the_same_stop_words_and_splits_words_as_the_sdk() -> None:
+    # The server keeps its own copy so that it serves without the SDK installed.
+    from strands.storage.search.keyword import STOP_WORDS, tokenize
+
+    from service import objects, stopwords
+
+    assert stopwords.STOP_WORDS == STOP_WORDS
+    for text in ("Dark-mode toggle_2 ÉTÉ 東京 a.b/c", "", "  --  ", "x\u00a0y\tz"):
+        assert objects.tokenize(text) == tokenize(text)

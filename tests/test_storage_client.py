@@ -1,4 +1,4 @@
-"""`service.client.storage.HTTPStorage` against a real `python -m service`: the Strands `Storage`
+"""`strands_session_client.HTTPStorage` against a real `python -m service`: the Strands `Storage`
 protocol as the SDK defines it, and the SDK's own `SnapshotSessionManager` (agents and a Graph,
 on scripted models) keeping everything in the backend."""
 
@@ -11,8 +11,8 @@ import pytest
 from strands.session import SnapshotSessionManager
 from strands.storage import InMemoryStorage, Storage
 from strands.types.exceptions import StorageError
+from strands_session_client import HTTPStorage
 
-from service.client.storage import HTTPStorage
 from tests.client.client_support import ScriptedModel, build_agent, build_graph, snapshot, text
 from tests.client.client_support import tool_call as call
 from tests.support import ServiceProcess, free_port

@@ -2,7 +2,8 @@
 
 `TEMPLATES` lists every template, where it lands in the new project and for which session
 states it is rendered. With `postgresql` the project also gets a copy of the session backend's
-HTTP client (`service/client/repository.py`), read from this package at render time.
+HTTP client package (`strands_session_client`, the `client/` distribution) as its own
+`session_backend` subpackage, read from the installed client at render time.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import keyword
 import re
+import shutil
 from dataclasses import dataclass
-from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ POSTGRESQL = frozenset({"postgresql"})
 
 DEFAULT_SESSION_URL = "http://127.0.0.1:8000"
 BACKEND_IMAGE = "strands-session-backend:latest"
-CLIENT_MODULE = "session_backend.py"
+CLIENT_MODULE = "session_backend"
+CLIENT_PACKAGE = "strands_session_client"
 MAX_NAME_LENGTH = 40
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -131,7 +134,7 @@ class ProjectSpec:
             "requirements": requirements,
             "test_requirement": REQUIREMENTS["pytest"],
             "backend_image": BACKEND_IMAGE,
-            "client_module": CLIENT_MODULE.removesuffix(".py"),
+            "client_module": CLIENT_MODULE,
         }
 
 
@@ -164,12 +167,16 @@ def render_template(template: Template, spec: ProjectSpec) -> str:
     return environment().get_template(template.source).render(context)
 
 
-def client_source() -> str:
-    """The text of the session backend client that postgresql projects get a copy of."""
-    source = resources.files("service.client").joinpath("repository.py")
-    if not source.is_file():
-        raise ScaffoldError("the session backend client (service/client/repository.py) is missing")
-    return source.read_text(encoding="utf-8")
+def client_files() -> dict[str, str]:
+    """The modules of the session backend client that postgresql projects get a copy of."""
+    # find_spec locates the package without importing it (the CLI does not need it loaded).
+    spec = find_spec(CLIENT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ScaffoldError(
+            f"the session backend client ({CLIENT_PACKAGE}) is not installed: pip install ./client"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.py"))}
 
 
 def render_project(spec: ProjectSpec) -> dict[str, str]:
@@ -180,14 +187,23 @@ def render_project(spec: ProjectSpec) -> dict[str, str]:
         if spec.session_state in t.states
     }
     if spec.session_state == "postgresql":
-        files[f"{spec.package}/{CLIENT_MODULE}"] = client_source()
+        for name, text in client_files().items():
+            files[f"{spec.package}/{CLIENT_MODULE}/{name}"] = text
     return files
 
 
 def generated_paths(package: str) -> set[str]:
     """Every path `init` may write, whatever the session state."""
     paths = {t.output_path(package) for t in TEMPLATES}
-    return paths | {f"{package}/{CLIENT_MODULE}"}
+    client = {f"{package}/{CLIENT_MODULE}/{name}" for name in client_files()}
+    # session_backend.py: where earlier versions put the client as a single module.
+    return paths | client | {f"{package}/{CLIENT_MODULE}.py"}
+
+
+def _remove_if_only_bytecode(folder: Path) -> None:
+    """Remove a client folder whose modules were removed, unless something else is in it."""
+    if folder.is_dir() and all(p.name == "__pycache__" for p in folder.iterdir()):
+        shutil.rmtree(folder)
 
 
 def write_project(spec: ProjectSpec, output_dir: Path, *, force: bool = False) -> Path:
@@ -204,6 +220,7 @@ def write_project(spec: ProjectSpec, output_dir: Path, *, force: bool = False) -
         raise ScaffoldError(f"{root} exists and is not a directory")
     for stale in generated_paths(spec.package) - files.keys():
         (root / stale).unlink(missing_ok=True)
+    _remove_if_only_bytecode(root / spec.package / CLIENT_MODULE)
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -67,10 +67,15 @@ def test_generated_project_compiles_and_has_backend_files_only_with_postgresql(
     assert any(d.startswith("httpx") for d in dependencies) == (state == "postgresql")
 
 
-def test_the_session_backend_module_is_a_copy_of_the_client(make_project) -> None:
+def test_the_session_backend_package_is_a_copy_of_the_client(make_project) -> None:
     root = make_project()
-    copied = (root / "demo_agent" / CLIENT_MODULE).read_text()
-    assert copied == (REPO / "service" / "client" / "repository.py").read_text()
+    source = REPO / "client" / "strands_session_client"
+    copied = root / "demo_agent" / CLIENT_MODULE
+    assert sorted(p.name for p in copied.glob("*.py")) == sorted(
+        p.name for p in source.glob("*.py")
+    )
+    for module in source.glob("*.py"):
+        assert (copied / module.name).read_text() == module.read_text(), module.name
 
 
 def test_api_key_goes_to_the_private_env_file_only(make_project) -> None:

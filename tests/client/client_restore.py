@@ -18,8 +18,7 @@ from client_support import (
     snapshot,
     text,
 )
-
-from service.client import HTTPSessionManager
+from strands_session_client import HTTPSessionManager
 
 
 def main(spec: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from strands_session_client import HTTPSessionRepository
 
-from service.client import HTTPSessionRepository
 from tests.support import ServiceProcess, create_database, drop_database
 
 

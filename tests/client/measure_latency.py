@@ -20,8 +20,7 @@ import httpx
 from strands import Agent
 from strands.agent.conversation_manager import SlidingWindowConversationManager
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
-
-from service.client import HTTPSessionManager, HTTPSessionRepository
+from strands_session_client import HTTPSessionManager, HTTPSessionRepository
 
 
 def _message(message_id: int) -> SessionMessage:

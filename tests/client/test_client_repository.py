@@ -16,8 +16,7 @@ from client_support import build_agent, free_port, text
 from strands.session.file_session_manager import FileSessionManager
 from strands.types.exceptions import SessionException
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
-
-from service.client import (
+from strands_session_client import (
     AsyncHTTPSessionRepository,
     HTTPSessionManager,
     HTTPSessionRepository,

@@ -23,8 +23,7 @@ from client_support import (
     tool_call,
 )
 from strands.session.file_session_manager import FileSessionManager
-
-from service.client import HTTPSessionManager, HTTPSessionRepository
+from strands_session_client import HTTPSessionManager, HTTPSessionRepository
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]

@@ -15,8 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from strands.types.exceptions import SessionException
 from strands.types.session import SessionAgent, SessionMessage
-
-from service.client import (
+from strands_session_client import (
     AsyncHTTPSessionRepository,
     HTTPSessionRepository,
     InvalidSessionValueError,
@@ -24,6 +23,7 @@ from service.client import (
     SessionUnavailableError,
     SessionVersionConflictError,
 )
+
 from tests.conftest import app_client
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -4,7 +4,7 @@ Any SDK construct that takes a ``strands.storage.Storage`` can keep its data in 
 
     from strands import Agent
     from strands.session import SnapshotSessionManager
-    from service.client.storage import HTTPStorage
+    from strands_session_client import HTTPStorage
 
     storage = HTTPStorage("http://127.0.0.1:8000", api_key="...")
     agent = Agent(session_manager=SnapshotSessionManager("user-42", storage=storage))

@@ -1,0 +1,199 @@
+"""``AsyncHTTPSessionRepository``: the repository's operations as coroutines on
+``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+from strands.types.session import Session, SessionAgent, SessionMessage
+
+from .codec import _Request
+from .errors import SessionBackendError
+from .operations import _Operation, _SessionOperations
+from .retry import (
+    _DEFAULTS,
+    _RETRY_EXCEPTIONS,
+    _check_client_options,
+    _client_options,
+    _raise_if_retryable,
+    _RetryableFailure,
+)
+
+if TYPE_CHECKING:
+    from strands.multiagent.base import MultiAgentBase
+
+_T = TypeVar("_T")
+
+
+class AsyncHTTPSessionRepository(_SessionOperations):
+    """The same operations as ``HTTPSessionRepository``, as coroutines on ``httpx.AsyncClient``.
+
+    Strands calls session repositories synchronously; this variant is for async applications
+    that read or write sessions themselves (APIs, workers, admin tools). Options are those of
+    ``HTTPSessionRepository``; ``client`` is an ``httpx.AsyncClient`` and ``transport`` an
+    ``httpx.AsyncBaseTransport``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        connect_timeout: float = _DEFAULTS["connect_timeout"],
+        read_timeout: float = _DEFAULTS["read_timeout"],
+        max_retry_time: float | None = _DEFAULTS["max_retry_time"],
+        max_tries: int | None = _DEFAULTS["max_tries"],
+        initial_backoff: float = _DEFAULTS["initial_backoff"],
+        max_backoff: float = _DEFAULTS["max_backoff"],
+        max_retry_after: float = _DEFAULTS["max_retry_after"],
+        optimistic: bool = False,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 10,
+    ) -> None:
+        """Create the repository and its connection pool (no request is sent yet)."""
+        super().__init__(
+            optimistic=optimistic,
+            max_retry_time=max_retry_time,
+            max_tries=max_tries,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+        )
+        _check_client_options(client, base_url, api_key)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            transport=transport,
+            **_client_options(base_url, api_key, connect_timeout, read_timeout, max_connections),
+        )
+        self._send = self._with_retries(self._send_once)
+
+    async def _send_once(self, request: _Request) -> httpx.Response:
+        request.attempts += 1
+        try:
+            response = await self._client.request(
+                request.method,
+                request.path,
+                content=request.body,
+                params=request.params,
+                headers=request.headers,
+            )
+        except _RETRY_EXCEPTIONS as exc:
+            raise _RetryableFailure(request, cause=exc) from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise SessionBackendError(
+                f"{request.method} {request.path}: {type(exc).__name__}: {exc}", code="transport"
+            ) from exc
+        return _raise_if_retryable(request, response)
+
+    async def _run(self, operation: _Operation[_T]) -> _T:
+        try:
+            request = next(operation)
+            while True:
+                try:
+                    response = await self._send(request)
+                except _RetryableFailure as failure:
+                    raise failure.give_up(self._client.base_url) from failure.cause
+                request = operation.send(response)
+        except StopIteration as stop:
+            result: _T = stop.value
+            return result
+        finally:
+            operation.close()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the client was passed in)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncHTTPSessionRepository:
+        """Use the repository as an async context manager that closes it on exit."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the repository."""
+        await self.aclose()
+
+    async def create_session(self, session: Session, **kwargs: Any) -> Session:
+        """Create a session; an identical existing one is returned as stored (retry-safe)."""
+        return await self._run(self._op_create_session(session))
+
+    async def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
+        """Read a session, or None when it does not exist."""
+        return await self._run(self._op_read_session(session_id))
+
+    async def delete_session(self, session_id: str, **kwargs: Any) -> None:
+        """Delete a session with its agents, messages and multi-agent states; raise if missing."""
+        await self._run(self._op_delete_session(session_id))
+
+    async def create_agent(
+        self, session_id: str, session_agent: SessionAgent, **kwargs: Any
+    ) -> None:
+        """Create an agent in a session (an identical repeat succeeds)."""
+        await self._run(self._op_create_agent(session_id, session_agent))
+
+    async def read_agent(
+        self, session_id: str, agent_id: str, **kwargs: Any
+    ) -> SessionAgent | None:
+        """Read an agent, or None when it (or its session) does not exist."""
+        return await self._run(self._op_read_agent(session_id, agent_id))
+
+    async def update_agent(
+        self, session_id: str, session_agent: SessionAgent, **kwargs: Any
+    ) -> None:
+        """Replace an agent's state, conversation manager state and internal state."""
+        await self._run(self._op_update_agent(session_id, session_agent))
+
+    async def create_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Store a message; a different one under the same id is overwritten with a warning."""
+        await self._run(self._op_create_message(session_id, agent_id, session_message))
+
+    async def read_message(
+        self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
+    ) -> SessionMessage | None:
+        """Read a message, or None when it does not exist."""
+        return await self._run(self._op_read_message(session_id, agent_id, message_id))
+
+    async def update_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Replace a message and its redaction; raise if it does not exist."""
+        await self._run(self._op_update_message(session_id, agent_id, session_message))
+
+    async def list_messages(
+        self,
+        session_id: str,
+        agent_id: str,
+        limit: int | None = None,
+        offset: int = 0,
+        **kwargs: Any,
+    ) -> list[SessionMessage]:
+        """Skip the ``offset`` oldest messages and return ``limit`` of the rest (None: all)."""
+        return await self._run(self._op_list_messages(session_id, agent_id, limit, offset))
+
+    async def create_multi_agent(
+        self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any
+    ) -> None:
+        """Store a Graph's or Swarm's ``serialize_state()``."""
+        await self._run(self._op_create_multi_agent(session_id, multi_agent))
+
+    async def read_multi_agent(
+        self, session_id: str, multi_agent_id: str, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Read a multi-agent state, or None when it does not exist."""
+        return await self._run(self._op_read_multi_agent(session_id, multi_agent_id))
+
+    async def update_multi_agent(
+        self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any
+    ) -> None:
+        """Replace a multi-agent state; raise if it does not exist."""
+        await self._run(self._op_update_multi_agent(session_id, multi_agent))
