@@ -2,9 +2,14 @@
 -- A lease row lives as long as its session (ON DELETE CASCADE); tokens come from one sequence,
 -- so a session id never sees a token smaller than one it saw before, also across delete and
 -- re-create. An expired row is simply overwritten by the next acquire: nothing cleans up.
--- depends: 0004.storage
+-- depends: 0005.exactly-once-writes
 
 CREATE SEQUENCE session_lease_tokens AS bigint;
+
+-- What an acquire or a renewal answered, recorded under its Idempotency-Key (see 0005).
+CREATE TYPE lease_outcome AS (
+    session_id text, token bigint, holder text, acquired_at timestamptz, expires_at timestamptz
+);
 
 CREATE TABLE session_leases (
     session_id  text        NOT NULL,

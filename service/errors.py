@@ -20,10 +20,16 @@ class ServiceError(Exception):
     code = "internal"
     headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
 
-    def __init__(self, message: str, details: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
 
 class NotFound(ServiceError):
@@ -90,6 +96,22 @@ def already_exists(what: str) -> Conflict:
 def version_mismatch(what: str, expected: int) -> PreconditionFailed:
     return PreconditionFailed(
         f"{what} has changed: If-Match asked for version {expected}, the stored version differs"
+    )
+
+
+def key_reused(header: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{header}: this key was already used for a different request (method, path or body); "
+        "use a new key for a new request"
+    )
+
+
+def outcome_unknown(header: str, key: str) -> ServiceUnavailable:
+    """A write whose connection was lost and whose outcome the service could not find out."""
+    return ServiceUnavailable(
+        "the database connection was lost while this write was in flight and its outcome could "
+        f"not be confirmed; retry with the same {header} ({key}): it is applied at most once",
+        headers={header: key},
     )
 
 

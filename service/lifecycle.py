@@ -5,8 +5,10 @@ session, its agents, its messages and its multi-agent states (so a session whose
 recently is not old). It prints each session id it removes (with --dry-run: would remove) on
 stdout, one per line, as it goes. It is safe while the service serves traffic: batches of
 --batch-size sessions, each its own short transaction, walking the sessions in id order;
-a session a request holds at that moment (`SKIP LOCKED`) is left for the next run. The cut-off
-is fixed once, at the start, by the database's clock.
+a session a write holds at that moment (`SKIP LOCKED`: every write under a session holds its row
+until it commits) is left for the next run, and activity is checked again once the batch is
+locked, so a write committed meanwhile keeps its session. The cut-off is fixed once, at the
+start, by the database's clock.
 """
 
 from __future__ import annotations
@@ -87,19 +89,23 @@ async def prune(
                 r["session_id"]
                 for r in await conn.fetch(Q["prune_candidates"], cutoff, after, batch_size)
             ]
+            walked = ids
         else:
             async with conn.transaction():
-                ids = [
+                walked = [
                     r["session_id"]
-                    for r in await conn.fetch(Q["prune_sessions"], cutoff, after, batch_size)
+                    for r in await conn.fetch(Q["prune_lock"], cutoff, after, batch_size)
+                ]
+                ids = [
+                    r["session_id"] for r in await conn.fetch(Q["prune_sessions"], cutoff, walked)
                 ]
         if ids:
             out.write("".join(f"{sid}\n" for sid in ids))
             out.flush()
         total += len(ids)
-        if len(ids) < batch_size:
+        if len(walked) < batch_size:
             return total
-        after = ids[-1]
+        after = walked[-1]
 
 
 async def _run(dsn: str, args: argparse.Namespace, settings: Settings) -> int:

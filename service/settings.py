@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         "`bounded`: hits skip the database and rely on invalidation notices.",
     )
     cache_max_entries: int = Field(10_000, ge=1, description="Upper bound on cached entries.")
+    cache_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Upper bound on the bytes of cached bodies."
+    )
+    cache_max_entry_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="A body larger than this share of CACHE_MAX_BYTES is not cached.",
+    )
     migrate_on_start: bool = Field(True, description="Apply migrations before serving.")
     db_pool_min_size: int = Field(2, ge=0, description="Connections the pool keeps open.")
     db_pool_max_size: int = Field(10, ge=1, description="Most connections the pool opens.")
@@ -100,6 +109,22 @@ class Settings(BaseSettings):
     )
     db_retry_attempts: int = Field(
         4, ge=1, description="Attempts of one transaction on transient database errors."
+    )
+    db_settle_lost_writes: bool = Field(
+        True,
+        description="When a write's connection is lost, end its server process "
+        "(pg_terminate_backend) to learn its outcome; turn off behind a pooler such as pgbouncer.",
+    )
+    idempotency_ttl_seconds: float = Field(
+        86_400.0,
+        ge=60,
+        description="How long a write's Idempotency-Key is kept (the sweeper removes it after).",
+    )
+    export_max_concurrent: int = Field(
+        2, ge=1, description="Exports streaming at once; more wait, then answer 503."
+    )
+    export_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="An export whose reader takes no data for this long is cut off."
     )
     request_timeout_seconds: float = Field(
         14.0, gt=0, description="Longest a request may take before it is answered 503."

@@ -3,8 +3,8 @@
 An export streams from server-side cursors inside one read-only REPEATABLE READ transaction, so
 its records are one consistent snapshot and memory stays at one chunk whatever the session's
 size; stored documents go out as the `orjson.Fragment`s the pool's codec reads, byte for byte.
-An import restores a validated stream in one transaction, all or nothing, keeping versions and
-timestamps.
+An import restores a validated stream in one transaction, all or nothing, keeping timestamps;
+versions are new (a version is never reused, so one from elsewhere is not taken over).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from service.errors import (
 from service.models import content_types, session_body, timestamp
 from service.queries import Q
 from service.store.leases import fence
+from service.writes import Key
 
 CHUNK_BYTES = 64 * 1024  # a response chunk: big enough to be cheap, small enough to stream
 PREFETCH = 500  # rows per cursor round trip
@@ -140,11 +141,16 @@ def _batches(items: Sequence[T]) -> list[Sequence[T]]:
 
 
 async def restore(
-    conn: asyncpg.Connection, bundle: ndjson.Bundle, replace: bool, lease: int | None = None
-) -> Any:
-    """Insert a parsed export; 409 when the session exists (unless `replace`), which an
-    expired one does not. Returns the session row. Replacing a leased session takes its
-    lease's token (`lease`), as every write under it does."""
+    conn: asyncpg.Connection,
+    key: Key,
+    bundle: ndjson.Bundle,
+    replace: bool,
+    lease: int | None = None,
+) -> tuple[int, Any]:
+    """Insert a parsed export (in the caller's transaction); 409 when the session exists
+    (unless `replace`), which an expired one does not. (201, the session row), recorded under
+    `key`. Replacing a leased session takes its lease's token (`lease`), as every write under
+    it does."""
     s = bundle.session
     sid = s.session_id
     if replace:
@@ -155,7 +161,6 @@ async def restore(
             Q["import_session"],
             sid,
             s.session_type,
-            s.version,
             s.created_at,
             s.updated_at,
             s.expires_at,
@@ -177,7 +182,6 @@ async def restore(
             [jsonio.dumps(a.state) for a in agents],
             [jsonio.dumps(a.conversation_manager_state) for a in agents],
             [jsonio.dumps(a.internal_state) for a in agents],
-            [a.version for a in agents],
             [a.created_at for a in agents],
             [a.updated_at for a in agents],
         )
@@ -194,7 +198,6 @@ async def restore(
                 None if m.redact_message is None else jsonio.dumps(m.redact_message)
                 for m in messages
             ],
-            [m.version for m in messages],
             [m.created_at for m in messages],
             [m.updated_at for m in messages],
         )
@@ -204,8 +207,8 @@ async def restore(
             sid,
             [x.multi_agent_id for x in states],
             [jsonio.dumps(x.state) for x in states],
-            [x.version for x in states],
             [x.created_at for x in states],
             [x.updated_at for x in states],
         )
-    return row
+    await conn.execute(Q["record_session_outcome"], key.value, key.fingerprint, 201, sid)
+    return 201, row

@@ -38,26 +38,37 @@ SELECT s.session_id
  ORDER BY s.session_id
  LIMIT $3;
 
+-- name: prune_lock
+-- Lock up to $3 sessions after id $2 whose last activity is before $1, skipping any a write holds
+-- (every write under a session holds its row FOR KEY SHARE until it commits); ids in order.
+-- prune_sessions then checks activity again, in a statement that sees every write committed
+-- before it: a write committed after this statement's snapshot is not missed.
+SELECT s.session_id
+  FROM sessions s
+ WHERE s.session_id > $2
+   AND s.updated_at < $1
+   AND NOT EXISTS (SELECT 1 FROM agents a
+                    WHERE a.session_id = s.session_id AND a.updated_at >= $1)
+   AND NOT EXISTS (SELECT 1 FROM messages m
+                    WHERE m.session_id = s.session_id AND m.updated_at >= $1)
+   AND NOT EXISTS (SELECT 1 FROM multi_agents x
+                    WHERE x.session_id = s.session_id AND x.updated_at >= $1)
+ ORDER BY s.session_id
+ LIMIT $3
+   FOR UPDATE OF s SKIP LOCKED;
+
 -- name: prune_sessions
--- Delete up to $3 unlocked sessions after id $2 whose last activity is before $1; ids in order.
+-- Delete the locked sessions $2 whose last activity is still before $1; ids in order.
 WITH gone AS (
-    DELETE FROM sessions
-     WHERE session_id IN (SELECT s.session_id
-                            FROM sessions s
-                           WHERE s.session_id > $2
-                             AND s.updated_at < $1
-                             AND NOT EXISTS (SELECT 1 FROM agents a
-                                              WHERE a.session_id = s.session_id
-                                                AND a.updated_at >= $1)
-                             AND NOT EXISTS (SELECT 1 FROM messages m
-                                              WHERE m.session_id = s.session_id
-                                                AND m.updated_at >= $1)
-                             AND NOT EXISTS (SELECT 1 FROM multi_agents x
-                                              WHERE x.session_id = s.session_id
-                                                AND x.updated_at >= $1)
-                           ORDER BY s.session_id
-                           LIMIT $3
-                             FOR UPDATE OF s SKIP LOCKED)
+    DELETE FROM sessions s
+     WHERE s.session_id = ANY($2::text[])
+       AND s.updated_at < $1
+       AND NOT EXISTS (SELECT 1 FROM agents a
+                        WHERE a.session_id = s.session_id AND a.updated_at >= $1)
+       AND NOT EXISTS (SELECT 1 FROM messages m
+                        WHERE m.session_id = s.session_id AND m.updated_at >= $1)
+       AND NOT EXISTS (SELECT 1 FROM multi_agents x
+                        WHERE x.session_id = s.session_id AND x.updated_at >= $1)
     RETURNING session_id
 )
 SELECT session_id

@@ -1,15 +1,24 @@
 -- name: create_message
--- Insert a message; no row when the id is taken or the session is missing or expired.
--- $8: the X-Session-Lease token, checked by session_write_fence (migration 0006).
-INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
-                      message, redact_message)
-SELECT $1::text, $2::text, $3::integer, $4::text, $5::text[], $6::json, $7::json
- WHERE EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-   AND (SELECT session_write_fence($1, $8::bigint))
-ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
-RETURNING session_id, agent_id, message_id, message, redact_message,
-          version, created_at, updated_at;
+-- Insert a message, recording key $8 (fingerprint $9) with the answer 201; no row when the id is
+-- taken or the session is missing or expired.
+-- $10: the X-Session-Lease token, checked by session_write_fence (migration 0006).
+WITH w AS (
+    INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                          message, redact_message)
+    SELECT $1::text, $2::text, $3::integer, $4::text, $5::text[], $6::json, $7::json
+     WHERE EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
+                      FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $10::bigint))
+    ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+    RETURNING session_id, agent_id, message_id, message, redact_message,
+              version, created_at, updated_at
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status, response)
+    SELECT $8, $9, 201, w::text FROM w
+)
+SELECT session_id, agent_id, message_id, message, redact_message, version, created_at, updated_at
+  FROM w;
 
 -- name: compare_message
 -- The stored message and whether it equals the one a create asked for (same serialized text).
@@ -24,19 +33,42 @@ SELECT session_id, agent_id, message_id, message, redact_message,
 
 -- name: create_messages
 -- Insert a batch of messages in one statement; ids already taken are skipped (then compared).
--- $8: the X-Session-Lease token, checked by session_write_fence (migration 0006).
-INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
-                      message, redact_message)
-SELECT $1, $2, b.message_id, b.role,
-       ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message
-  FROM unnest($3::integer[], $4::text[], $5::json[], $6::json[], $7::json[])
-       AS b (message_id, role, content_types, message, redact_message)
- WHERE EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-   AND (SELECT session_write_fence($1, $8::bigint))
-ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
-RETURNING session_id, agent_id, message_id, message, redact_message,
-          version, created_at, updated_at;
+-- When any is new, records key $8 (fingerprint $9) with the answer 201 and the new messages
+-- (record_batch_outcome replaces them with the whole batch when some were repeats).
+-- $10: the X-Session-Lease token, checked by session_write_fence (migration 0006).
+WITH w AS (
+    INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
+                          message, redact_message)
+    SELECT $1, $2, b.message_id, b.role,
+           ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message
+      FROM unnest($3::integer[], $4::text[], $5::json[], $6::json[], $7::json[])
+           AS b (message_id, role, content_types, message, redact_message)
+     WHERE EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
+                      FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $10::bigint))
+    ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
+    RETURNING session_id, agent_id, message_id, message, redact_message,
+              version, created_at, updated_at
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status, response)
+    SELECT $8, $9, 201, array_agg(w ORDER BY w.message_id)::text
+      FROM w
+    HAVING count(*) > 0
+)
+SELECT session_id, agent_id, message_id, message, redact_message, version, created_at, updated_at
+  FROM w;
+
+-- name: record_batch_outcome
+-- The answer of a batch that was partly a repeat: every message of ids $3, for key $4.
+UPDATE idempotency_keys
+   SET response = (SELECT array_agg(m ORDER BY m.message_id)::text
+                     FROM (SELECT session_id, agent_id, message_id, message, redact_message,
+                                  version, created_at, updated_at
+                             FROM messages
+                            WHERE session_id = $1 AND agent_id = $2
+                              AND message_id = ANY($3::integer[])) AS m)
+ WHERE key = $4;
 
 -- name: compare_messages
 -- For a batch's ids that were already taken: the stored messages and whether each is equal.
@@ -60,18 +92,27 @@ SELECT session_id, agent_id, message_id, message, redact_message,
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: update_message
--- Replace a message and its redaction; no row when missing or when $8 (If-Match) differs.
--- $9: the X-Session-Lease token, checked by session_write_fence (migration 0006).
-UPDATE messages
-   SET role = $4, content_types = $5, message = $6, redact_message = $7,
-       version = version + 1, updated_at = now()
- WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
-   AND ($8::bigint IS NULL OR version = $8)
-   AND EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-   AND (SELECT session_write_fence($1, $9::bigint))
-RETURNING session_id, agent_id, message_id, message, redact_message,
-          version, created_at, updated_at;
+-- Replace a message and its redaction, recording key $9 (fingerprint $10) with the answer 200;
+-- no row when missing or when $8 (If-Match) differs.
+-- $11: the X-Session-Lease token, checked by session_write_fence (migration 0006).
+WITH w AS (
+    UPDATE messages
+       SET role = $4, content_types = $5, message = $6, redact_message = $7,
+           version = nextval('resource_versions'), updated_at = now()
+     WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+       AND ($8::bigint IS NULL OR version = $8)
+       AND EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
+                      FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $11::bigint))
+    RETURNING session_id, agent_id, message_id, message, redact_message,
+              version, created_at, updated_at
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status, response)
+    SELECT $9, $10, 200, w::text FROM w
+)
+SELECT session_id, agent_id, message_id, message, redact_message, version, created_at, updated_at
+  FROM w;
 
 -- name: message_version
 -- The message's version only: tells a missing message from an If-Match mismatch.
@@ -82,15 +123,23 @@ SELECT version
                 WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()));
 
 -- name: delete_message
--- Delete one message.
--- $5: the X-Session-Lease token, checked by session_write_fence (migration 0006).
-DELETE FROM messages
- WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
-   AND ($4::bigint IS NULL OR version = $4)
-   AND EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now()))
-   AND (SELECT session_write_fence($1, $5::bigint))
-RETURNING version;
+-- Delete one message, recording key $5 (fingerprint $6) with the answer 204.
+-- $7: the X-Session-Lease token, checked by session_write_fence (migration 0006).
+WITH w AS (
+    DELETE FROM messages
+     WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
+       AND ($4::bigint IS NULL OR version = $4)
+       AND EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
+                      FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $7::bigint))
+    RETURNING version
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status)
+    SELECT $5, $6, 204 FROM w
+)
+SELECT version
+  FROM w;
 
 -- name: list_messages_asc
 -- A page of one agent's messages in message_id order, after $3 when given, skipping $4 rows.

@@ -1,9 +1,17 @@
 -- name: create_session
--- Insert a session expiring at $3, or $4 seconds from now; no row when the id is taken.
-INSERT INTO sessions (session_id, session_type, expires_at)
-VALUES ($1, $2, COALESCE(now() + make_interval(secs => $4::float8), $3::timestamptz))
-ON CONFLICT ON CONSTRAINT sessions_pkey DO NOTHING
-RETURNING session_id, session_type, version, created_at, updated_at, expires_at;
+-- Insert a session expiring at $3, or $4 seconds from now, recording key $5 (fingerprint $6)
+-- with the answer 201; no row when the id is taken.
+WITH w AS (
+    INSERT INTO sessions (session_id, session_type, expires_at)
+    VALUES ($1, $2, COALESCE(now() + make_interval(secs => $4::float8), $3::timestamptz))
+    ON CONFLICT ON CONSTRAINT sessions_pkey DO NOTHING
+    RETURNING session_id, session_type, version, created_at, updated_at, expires_at
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status, response)
+    SELECT $5, $6, 201, w::text FROM w
+)
+SELECT session_id, session_type, version, created_at, updated_at, expires_at
+  FROM w;
 
 -- name: delete_expired_session
 -- Delete the session only if it has expired: a create or import then takes its id.
@@ -31,26 +39,42 @@ SELECT version
  WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now());
 
 -- name: update_session
--- Replace the session's fields (expiry: $4 says whether to set it to $5, or $6 seconds from now).
--- $7: the X-Session-Lease token, checked by session_write_fence (migration 0006).
-UPDATE sessions
-   SET session_type = $2, version = version + 1, updated_at = now(),
-       expires_at = CASE WHEN $6::float8 IS NOT NULL THEN now() + make_interval(secs => $6)
-                         WHEN $4::boolean THEN $5::timestamptz
-                         ELSE expires_at END
- WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
-   AND ($3::bigint IS NULL OR version = $3)
-   AND (SELECT session_write_fence($1, $7::bigint))
-RETURNING session_id, session_type, version, created_at, updated_at, expires_at;
+-- Replace the session's fields (expiry: $4 says whether to set it to $5, or $6 seconds from now),
+-- recording key $7 (fingerprint $8) with the answer 200.
+-- $9: the X-Session-Lease token, checked by session_write_fence (migration 0006).
+WITH w AS (
+    UPDATE sessions
+       SET session_type = $2, version = nextval('resource_versions'), updated_at = now(),
+           expires_at = CASE WHEN $6::float8 IS NOT NULL THEN now() + make_interval(secs => $6)
+                             WHEN $4::boolean THEN $5::timestamptz
+                             ELSE expires_at END
+     WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
+       AND ($3::bigint IS NULL OR version = $3)
+       AND (SELECT session_write_fence($1, $9::bigint))
+    RETURNING session_id, session_type, version, created_at, updated_at, expires_at
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status, response)
+    SELECT $7, $8, 200, w::text FROM w
+)
+SELECT session_id, session_type, version, created_at, updated_at, expires_at
+  FROM w;
 
 -- name: delete_session
 -- Delete a session; its agents, messages and multi-agent states go with it (ON DELETE CASCADE).
--- $3: the X-Session-Lease token, checked by session_write_fence (migration 0006).
-DELETE FROM sessions
- WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
-   AND ($2::bigint IS NULL OR version = $2)
-   AND (SELECT session_write_fence($1, $3::bigint))
-RETURNING version;
+-- Records key $3 (fingerprint $4) with the answer 204.
+-- $5: the X-Session-Lease token, checked by session_write_fence (migration 0006).
+WITH w AS (
+    DELETE FROM sessions
+     WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
+       AND ($2::bigint IS NULL OR version = $2)
+       AND (SELECT session_write_fence($1, $5::bigint))
+    RETURNING version
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status)
+    SELECT $3, $4, 204 FROM w
+)
+SELECT version
+  FROM w;
 
 -- name: list_sessions
 -- A page of unexpired sessions, newest first, after the keyset position ($4, $5) when given.

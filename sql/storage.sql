@@ -2,11 +2,16 @@
 -- COLLATE "C" (migration 0004): the bounds below are compared byte-wise, as the index is.
 
 -- name: write_object
--- Store $2 under $1, replacing any value: an atomic upsert.
-INSERT INTO storage_objects (key, data)
-VALUES ($1, $2)
-ON CONFLICT ON CONSTRAINT storage_objects_pkey
-DO UPDATE SET data = excluded.data, updated_at = now();
+-- Store $2 under $1, replacing any value (an atomic upsert); records key $3 (fingerprint $4)
+-- with the answer 204.
+WITH w AS (
+    INSERT INTO storage_objects (key, data)
+    VALUES ($1, $2)
+    ON CONFLICT ON CONSTRAINT storage_objects_pkey
+    DO UPDATE SET data = excluded.data, updated_at = now()
+)
+INSERT INTO idempotency_keys (key, fingerprint, status)
+VALUES ($3, $4, 204);
 
 -- name: read_object
 -- The bytes under a key, or no row.
@@ -15,9 +20,13 @@ SELECT data
  WHERE key = $1;
 
 -- name: delete_object
--- Delete a key if present.
-DELETE FROM storage_objects
- WHERE key = $1;
+-- Delete a key if present; records key $2 (fingerprint $3) with the answer 204 either way.
+WITH w AS (
+    DELETE FROM storage_objects
+     WHERE key = $1
+)
+INSERT INTO idempotency_keys (key, fingerprint, status)
+VALUES ($2, $3, 204);
 
 -- name: list_objects
 -- Up to $4 keys in [$1, $3) after $2, in key order: a range scan of the primary key.

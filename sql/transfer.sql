@@ -34,39 +34,40 @@ DELETE FROM sessions
 RETURNING session_id;
 
 -- name: import_session
--- Insert an imported session with its own version and timestamps (now() where none is given).
-INSERT INTO sessions (session_id, session_type, version, created_at, updated_at, expires_at)
-VALUES ($1, $2, $3, COALESCE($4::timestamptz, now()), COALESCE($5::timestamptz, now()), $6)
+-- Insert an imported session with its timestamps (now() where none is given) and a new version:
+-- versions are never reused, so an export's versions are not taken over.
+INSERT INTO sessions (session_id, session_type, created_at, updated_at, expires_at)
+VALUES ($1, $2, COALESCE($3::timestamptz, now()), COALESCE($4::timestamptz, now()), $5)
 RETURNING session_id, session_type, version, created_at, updated_at, expires_at,
           expires_at <= now() AS expired;
 
 -- name: import_agents
--- Insert a batch of an imported session's agents with their versions and timestamps.
+-- Insert a batch of an imported session's agents with their timestamps (and new versions).
 INSERT INTO agents (session_id, agent_id, state, conversation_manager_state, internal_state,
-                    version, created_at, updated_at)
+                    created_at, updated_at)
 SELECT $1, b.agent_id, b.state, b.conversation_manager_state, b.internal_state,
-       b.version, COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
-  FROM unnest($2::text[], $3::json[], $4::json[], $5::json[], $6::bigint[],
-              $7::timestamptz[], $8::timestamptz[])
-       AS b (agent_id, state, conversation_manager_state, internal_state, version,
+       COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
+  FROM unnest($2::text[], $3::json[], $4::json[], $5::json[],
+              $6::timestamptz[], $7::timestamptz[])
+       AS b (agent_id, state, conversation_manager_state, internal_state,
              created_at, updated_at);
 
 -- name: import_messages
--- Insert a batch of an imported session's messages with their versions and timestamps.
+-- Insert a batch of an imported session's messages with their timestamps (and new versions).
 INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
-                      message, redact_message, version, created_at, updated_at)
+                      message, redact_message, created_at, updated_at)
 SELECT $1, b.agent_id, b.message_id, b.role,
        ARRAY(SELECT json_array_elements_text(b.content_types)), b.message, b.redact_message,
-       b.version, COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
+       COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
   FROM unnest($2::text[], $3::integer[], $4::text[], $5::json[], $6::json[], $7::json[],
-              $8::bigint[], $9::timestamptz[], $10::timestamptz[])
-       AS b (agent_id, message_id, role, content_types, message, redact_message, version,
+              $8::timestamptz[], $9::timestamptz[])
+       AS b (agent_id, message_id, role, content_types, message, redact_message,
              created_at, updated_at);
 
 -- name: import_multi_agents
--- Insert a batch of an imported session's multi-agent states with versions and timestamps.
-INSERT INTO multi_agents (session_id, multi_agent_id, state, version, created_at, updated_at)
-SELECT $1, b.multi_agent_id, b.state, b.version,
+-- Insert a batch of an imported session's multi-agent states with timestamps (new versions).
+INSERT INTO multi_agents (session_id, multi_agent_id, state, created_at, updated_at)
+SELECT $1, b.multi_agent_id, b.state,
        COALESCE(b.created_at, now()), COALESCE(b.updated_at, now())
-  FROM unnest($2::text[], $3::json[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
-       AS b (multi_agent_id, state, version, created_at, updated_at);
+  FROM unnest($2::text[], $3::json[], $4::timestamptz[], $5::timestamptz[])
+       AS b (multi_agent_id, state, created_at, updated_at);

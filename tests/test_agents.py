@@ -57,7 +57,7 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
     r = await api.post(A, json=doc)
     assert r.status_code == 201
     assert r.headers["location"] == f"{A}/a1"
-    assert r.headers["etag"] == '"1"'
+    assert r.headers["etag"] == f'"{r.json()["version"]}"'
     assert r.headers["content-type"].startswith("application/json")
     body = r.json()
     assert body["agent_id"] == "a1"
@@ -76,7 +76,7 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
     got = await api.get(r.headers["location"])
     assert got.status_code == 200
     assert got.json() == body
-    assert got.headers["etag"] == '"1"'
+    assert got.headers["etag"] == r.headers["etag"]
 
 
 async def test_client_timestamps_and_message_count_are_ignored(api, sid, A):
@@ -113,7 +113,7 @@ async def test_identical_repeat_answers_200_with_the_stored_resource(api, sid, A
     again = await api.post(A, json=agent_doc(created_at="1999-01-01T00:00:00+00:00"))
     assert again.status_code == 200
     assert again.json() == first
-    assert again.headers["etag"] == '"1"'
+    assert again.headers["etag"] == f'"{first["version"]}"'
     # the stored resource, server fields included: message_count counts what is stored now
     await api.post(f"{A}/a1/messages", json=message(0))
     third = await api.post(A, json=agent_doc())
@@ -303,7 +303,8 @@ async def test_put_replaces_documents_bumps_version_keeps_created_at(api, sid, A
     }
     r = await api.put(f"{A}/a1", json=new)
     assert r.status_code == 200
-    assert r.headers["etag"] == '"2"'
+    assert r.json()["version"] > created["version"]
+    assert r.headers["etag"] == f'"{r.json()["version"]}"'
     body = r.json()
     assert body["state"] == new["state"]
     assert body["conversation_manager_state"] == new["conversation_manager_state"]
@@ -313,7 +314,7 @@ async def test_put_replaces_documents_bumps_version_keeps_created_at(api, sid, A
     assert body["created_at"] == created["created_at"]
     assert utc(body["updated_at"]) >= utc(created["updated_at"])
     got = await api.get(f"{A}/a1")
-    assert got.json() == body and got.headers["etag"] == '"2"'
+    assert got.json() == body and got.headers["etag"] == r.headers["etag"]
 
 
 async def test_put_with_a_client_created_at_keeps_the_stored_one(api, sid, A):
@@ -376,7 +377,7 @@ async def test_put_validates_like_post(api, sid, A):
         "unsupported_media_type",
     )
     got = await api.get(f"{A}/a1")
-    assert got.json() == created and got.headers["etag"] == '"1"'
+    assert got.json() == created and got.headers["etag"] == f'"{created["version"]}"'
 
 
 # --- versions ----------------------------------------------------------------------------------
@@ -384,9 +385,9 @@ async def test_put_validates_like_post(api, sid, A):
 
 async def test_if_match_and_if_none_match(api, sid, A):
     await make_session(api, sid)
-    await make_agent(api, A)
+    v1 = f'"{(await make_agent(api, A))["version"]}"'
     error(
-        await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"7"'}),
+        await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"1234567"'}),
         412,
         "precondition_failed",
     )
@@ -395,37 +396,37 @@ async def test_if_match_and_if_none_match(api, sid, A):
         412,
         "precondition_failed",
     )
-    ok = await api.put(f"{A}/a1", json=agent_doc(state={"v": 2}), headers={"If-Match": '"1"'})
-    assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
-    stale = await api.put(f"{A}/a1", json=agent_doc(state={"v": 3}), headers={"If-Match": '"1"'})
+    ok = await api.put(f"{A}/a1", json=agent_doc(state={"v": 2}), headers={"If-Match": v1})
+    assert ok.status_code == 200
+    v2 = ok.headers["etag"]
+    stale = await api.put(f"{A}/a1", json=agent_doc(state={"v": 3}), headers={"If-Match": v1})
     error(stale, 412, "precondition_failed")
     assert (await api.get(f"{A}/a1")).json()["state"] == {"v": 2}
 
-    not_modified = await api.get(f"{A}/a1", headers={"If-None-Match": '"2"'})
+    not_modified = await api.get(f"{A}/a1", headers={"If-None-Match": v2})
     assert not_modified.status_code == 304 and not_modified.content == b""
-    assert not_modified.headers["etag"] == '"2"'
-    fresh = await api.get(f"{A}/a1", headers={"If-None-Match": '"1"'})
+    assert not_modified.headers["etag"] == v2
+    fresh = await api.get(f"{A}/a1", headers={"If-None-Match": v1})
     assert fresh.status_code == 200 and fresh.json()["state"] == {"v": 2}
 
     # without If-Match the last writer wins
-    assert (await api.put(f"{A}/a1", json=agent_doc(state={"v": 4}))).headers["etag"] == '"3"'
+    v3 = (await api.put(f"{A}/a1", json=agent_doc(state={"v": 4}))).headers["etag"]
+    assert v3 not in (v1, v2)
 
-    error(await api.delete(f"{A}/a1", headers={"If-Match": '"2"'}), 412, "precondition_failed")
+    error(await api.delete(f"{A}/a1", headers={"If-Match": v2}), 412, "precondition_failed")
     assert (await api.get(f"{A}/a1")).status_code == 200
-    assert (await api.delete(f"{A}/a1", headers={"If-Match": '"3"'})).status_code == 204
+    assert (await api.delete(f"{A}/a1", headers={"If-Match": v3})).status_code == 204
     # a missing agent is 404, whatever If-Match says
-    error(await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"3"'}), 404, "not_found")
-    error(await api.delete(f"{A}/a1", headers={"If-Match": '"3"'}), 404, "not_found")
+    error(await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": v3}), 404, "not_found")
+    error(await api.delete(f"{A}/a1", headers={"If-Match": v3}), 404, "not_found")
 
 
 async def test_a_repeated_create_does_not_bump_the_version(api, sid, A):
     await make_session(api, sid)
-    await make_agent(api, A)
+    v1 = f'"{(await make_agent(api, A))["version"]}"'
     await api.post(A, json=agent_doc())
-    assert (await api.get(f"{A}/a1")).headers["etag"] == '"1"'
-    assert (
-        await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": '"1"'})
-    ).status_code == 200
+    assert (await api.get(f"{A}/a1")).headers["etag"] == v1
+    assert (await api.put(f"{A}/a1", json=agent_doc(), headers={"If-Match": v1})).status_code == 200
 
 
 # --- message_count -----------------------------------------------------------------------------
@@ -586,7 +587,7 @@ async def test_delete_removes_the_agent_and_its_messages(api, sid, A):
     # the id is free again, with nothing under it
     again = await make_agent(api, A, "a1")
     assert again["message_count"] == 0
-    assert (await api.get(f"{A}/a1")).headers["etag"] == '"1"'
+    assert (await api.get(f"{A}/a1")).headers["etag"] == f'"{again["version"]}"'
     assert (await api.get(f"{A}/a1/messages")).json() == {"items": [], "next_cursor": None}
     assert (await api.get(f"{A}/a1")).json()["message_count"] == 0
 
@@ -647,9 +648,10 @@ async def test_a_replica_never_serves_a_stale_agent_in_strict_mode(
         assert (await api.get(f"{A}/a1")).json()["message_count"] == 3
         assert (await other.delete(f"{A}/a1/messages/0")).status_code == 204
         assert (await api.get(f"{A}/a1")).json()["message_count"] == 2
-        assert (await other.put(f"{A}/a1", json=agent_doc(state={"v": 2}))).status_code == 200
+        put = await other.put(f"{A}/a1", json=agent_doc(state={"v": 2}))
+        assert put.status_code == 200
         got = await api.get(f"{A}/a1")
-        assert got.json()["state"] == {"v": 2} and got.headers["etag"] == '"2"'
+        assert got.json()["state"] == {"v": 2} and got.headers["etag"] == put.headers["etag"]
         assert (await other.delete(f"{A}/a1")).status_code == 204
         error(await api.get(f"{A}/a1"), 404, "not_found")
 

@@ -105,7 +105,7 @@ async def test_concurrent_message_appends_never_duplicate(server, database_url):
 
 async def test_concurrent_puts_with_if_match_let_exactly_one_win(server):
     await burst(server.url, [("POST", S, {"session_id": "s"})])
-    await burst(
+    created = await burst(
         server.url,
         [
             (
@@ -115,19 +115,21 @@ async def test_concurrent_puts_with_if_match_let_exactly_one_win(server):
             )
         ],
     )
+    first = created[0].headers["etag"]
     limits = httpx.Limits(max_connections=N)
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as http:
         got = await asyncio.gather(
             *(
                 http.put(
                     f"{S}/s/agents/a",
-                    headers={"If-Match": '"1"'},
+                    headers={"If-Match": first},
                     json={"state": {"writer": i}, "conversation_manager_state": {}},
                 )
                 for i in range(N)
             )
         )
         assert statuses(got) == Counter({200: 1, 412: N - 1})
-        winner = next(r for r in got if r.status_code == 200).json()["state"]
+        won = next(r for r in got if r.status_code == 200)
         final = await http.get(f"{S}/s/agents/a")
-        assert final.json()["state"] == winner and final.headers["etag"] == '"2"'
+        assert final.json()["state"] == won.json()["state"]
+        assert final.headers["etag"] == won.headers["etag"] != first

@@ -7,6 +7,7 @@ blocked on it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -47,12 +48,14 @@ async def append(conn: asyncpg.Connection, message_id: int, token: int | None) -
         ["text"],
         b'{"role": "user", "content": [{"text": "x"}]}',
         None,
+        uuid.uuid4().hex,  # the write's idempotency key and fingerprint
+        b"fingerprint",
         token,
     )
 
 
 async def acquire(conn: asyncpg.Connection, ttl: float, holder: str = "h") -> asyncpg.Record:
-    row = await conn.fetchrow(Q["acquire_lease"], SID, holder, ttl)
+    row = await conn.fetchrow(Q["acquire_lease"], SID, holder, ttl, uuid.uuid4().hex, b"f")
     assert row is not None
     return row
 

@@ -62,14 +62,16 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
     r = await api.post(M, json=msg(0))
     assert r.status_code == 201
     assert r.headers["location"] == f"{M}/0"
-    assert r.headers["etag"] == '"1"'
+    assert r.headers["etag"] == f'"{r.json()["version"]}"'
     body = r.json()
     assert body["message_id"] == 0
     assert body["message"] == {"role": "user", "content": [{"text": "m0"}]}
     assert body["redact_message"] is None
     assert utc(body["created_at"]) == utc(body["updated_at"])
     got = await api.get(r.headers["location"])
-    assert got.status_code == 200 and got.json() == body and got.headers["etag"] == '"1"'
+    assert (
+        got.status_code == 200 and got.json() == body and got.headers["etag"] == r.headers["etag"]
+    )
 
 
 async def test_redact_message_may_be_left_out_null_or_a_message(api, M):
@@ -96,7 +98,7 @@ async def test_identical_repeat_answers_200_with_the_stored_resource(api, M):
     again = await api.post(M, json=msg(0, created_at="2001-01-01T00:00:00+00:00"))
     assert again.status_code == 200
     assert again.json() == first
-    assert again.headers["etag"] == '"1"'
+    assert again.headers["etag"] == f'"{first["version"]}"'
     assert await ids(api, M) == [0]
 
 
@@ -311,7 +313,8 @@ async def test_put_sets_message_and_redaction_keeps_created_at_bumps_version(api
     }
     r = await api.put(f"{M}/0", json=new)
     assert r.status_code == 200
-    assert r.headers["etag"] == '"2"'
+    assert r.json()["version"] > created["version"]
+    assert r.headers["etag"] == f'"{r.json()["version"]}"'
     body = r.json()
     assert body["message_id"] == 0
     assert body["message"] == new["message"]
@@ -319,11 +322,11 @@ async def test_put_sets_message_and_redaction_keeps_created_at_bumps_version(api
     assert body["created_at"] == created["created_at"]
     assert utc(body["updated_at"]) >= utc(created["updated_at"])
     got = await api.get(f"{M}/0")
-    assert got.json() == body and got.headers["etag"] == '"2"'
+    assert got.json() == body and got.headers["etag"] == r.headers["etag"]
     # a PUT is the whole message: leaving redact_message out clears it
     cleared = await api.put(f"{M}/0", json={"message": {"role": "user", "content": []}})
     assert cleared.status_code == 200 and cleared.json()["redact_message"] is None
-    assert cleared.headers["etag"] == '"3"'
+    assert cleared.json()["version"] > body["version"]
     assert cleared.json()["created_at"] == created["created_at"]
 
 
@@ -376,11 +379,11 @@ async def test_put_validates_like_post(api, M):
         "redact_message",
     )
     got = await api.get(f"{M}/0")
-    assert got.json() == created and got.headers["etag"] == '"1"'
+    assert got.json() == created and got.headers["etag"] == f'"{created["version"]}"'
 
 
 async def test_delete_answers_204_then_404(api, sid, A, M):
-    await batch(api, M, [msg(0), msg(1), msg(2)])
+    old = (await batch(api, M, [msg(0), msg(1), msg(2)])).json()["items"][1]["version"]
     r = await api.delete(f"{M}/1")
     assert r.status_code == 204 and r.content == b""
     error(await api.get(f"{M}/1"), 404, "not_found")
@@ -390,41 +393,44 @@ async def test_delete_answers_204_then_404(api, sid, A, M):
     error(await api.delete(f"{S}/{sid}-missing/agents/a1/messages/0"), 404, "not_found")
     # the id is free again
     again = await api.post(M, json=msg(1, "new"))
-    assert again.status_code == 201 and again.headers["etag"] == '"1"'
+    assert again.status_code == 201 and again.json()["version"] > old  # never an old ETag
 
 
 async def test_if_match_and_if_none_match(api, M):
-    await api.post(M, json=msg(0))
+    v1 = (await api.post(M, json=msg(0))).headers["etag"]
     body = {"message": {"role": "user", "content": [{"text": "v2"}]}}
     error(
-        await api.put(f"{M}/0", json=body, headers={"If-Match": '"5"'}), 412, "precondition_failed"
+        await api.put(f"{M}/0", json=body, headers={"If-Match": '"1234567"'}),
+        412,
+        "precondition_failed",
     )
     error(
         await api.put(f"{M}/0", json=body, headers={"If-Match": "nonsense"}),
         412,
         "precondition_failed",
     )
-    ok = await api.put(f"{M}/0", json=body, headers={"If-Match": '"1"'})
-    assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
+    ok = await api.put(f"{M}/0", json=body, headers={"If-Match": v1})
+    assert ok.status_code == 200
+    v2 = ok.headers["etag"]
     error(
-        await api.put(f"{M}/0", json=msg(0), headers={"If-Match": '"1"'}),
+        await api.put(f"{M}/0", json=msg(0), headers={"If-Match": v1}),
         412,
         "precondition_failed",
     )
     assert (await api.get(f"{M}/0")).json()["message"] == body["message"]
 
-    nm = await api.get(f"{M}/0", headers={"If-None-Match": '"2"'})
-    assert nm.status_code == 304 and nm.content == b"" and nm.headers["etag"] == '"2"'
-    assert (await api.get(f"{M}/0", headers={"If-None-Match": '"1", "2"'})).status_code == 304
+    nm = await api.get(f"{M}/0", headers={"If-None-Match": v2})
+    assert nm.status_code == 304 and nm.content == b"" and nm.headers["etag"] == v2
+    assert (await api.get(f"{M}/0", headers={"If-None-Match": f"{v1}, {v2}"})).status_code == 304
     assert (await api.get(f"{M}/0", headers={"If-None-Match": "*"})).status_code == 304
-    fresh = await api.get(f"{M}/0", headers={"If-None-Match": '"1"'})
+    fresh = await api.get(f"{M}/0", headers={"If-None-Match": v1})
     assert fresh.status_code == 200 and fresh.json()["message"] == body["message"]
 
-    error(await api.delete(f"{M}/0", headers={"If-Match": '"1"'}), 412, "precondition_failed")
+    error(await api.delete(f"{M}/0", headers={"If-Match": v1}), 412, "precondition_failed")
     assert (await api.get(f"{M}/0")).status_code == 200
-    assert (await api.delete(f"{M}/0", headers={"If-Match": '"2"'})).status_code == 204
-    error(await api.put(f"{M}/0", json=body, headers={"If-Match": '"2"'}), 404, "not_found")
-    error(await api.delete(f"{M}/0", headers={"If-Match": '"2"'}), 404, "not_found")
+    assert (await api.delete(f"{M}/0", headers={"If-Match": v2})).status_code == 204
+    error(await api.put(f"{M}/0", json=body, headers={"If-Match": v2}), 404, "not_found")
+    error(await api.delete(f"{M}/0", headers={"If-Match": v2}), 404, "not_found")
 
 
 async def test_concurrent_identical_creates_store_one_message(api, M):

@@ -62,14 +62,16 @@ async def test_create_answers_201_with_location_etag_and_the_body_a_get_returns(
     r = await api.post(G, json=doc())
     assert r.status_code == 201
     assert r.headers["location"] == f"{G}/g1"
-    assert r.headers["etag"] == '"1"'
+    assert r.headers["etag"] == f'"{r.json()["version"]}"'
     body = r.json()
     assert body["multi_agent_id"] == "g1"
     assert body["state"] == graph_state()
     assert list(body["state"]) == list(graph_state())
     assert utc(body["created_at"]) == utc(body["updated_at"])
     got = await api.get(r.headers["location"])
-    assert got.status_code == 200 and got.json() == body and got.headers["etag"] == '"1"'
+    assert (
+        got.status_code == 200 and got.json() == body and got.headers["etag"] == r.headers["etag"]
+    )
 
 
 async def test_client_timestamps_are_ignored(api, sid, G):
@@ -87,8 +89,8 @@ async def test_identical_repeat_answers_200_with_the_stored_resource(api, sid, G
     again = await api.post(G, json=doc(created_at="2001-01-01T00:00:00+00:00"))
     assert again.status_code == 200
     assert again.json() == first
-    assert again.headers["etag"] == '"1"'
-    assert (await api.get(f"{G}/g1")).headers["etag"] == '"1"'
+    assert again.headers["etag"] == f'"{first["version"]}"'
+    assert (await api.get(f"{G}/g1")).headers["etag"] == again.headers["etag"]
 
 
 async def test_different_state_with_the_same_id_is_409_and_keeps_the_stored_one(api, sid, G):
@@ -212,17 +214,17 @@ async def test_put_replaces_state_bumps_version_keeps_created_at(api, sid, G):
     new = graph_state("completed", completed_nodes=["research", "write"], next_nodes_to_execute=[])
     r = await api.put(f"{G}/g1", json={"state": new, "created_at": "1999-01-01T00:00:00Z"})
     assert r.status_code == 200
-    assert r.headers["etag"] == '"2"'
+    assert r.json()["version"] > created["version"]
     body = r.json()
     assert body["multi_agent_id"] == "g1"
     assert body["state"] == new and list(body["state"]) == list(new)
     assert body["created_at"] == created["created_at"]
     assert utc(body["updated_at"]) >= utc(created["updated_at"])
     got = await api.get(f"{G}/g1")
-    assert got.json() == body and got.headers["etag"] == '"2"'
+    assert got.json() == body and got.headers["etag"] == r.headers["etag"]
     third = await api.put(f"{G}/g1", json=doc("g1", state={"replaced": True}))
     assert third.status_code == 200 and third.json()["state"] == {"replaced": True}
-    assert third.headers["etag"] == '"3"'
+    assert third.json()["version"] > body["version"]
 
 
 async def test_put_never_creates(api, sid, G):
@@ -257,14 +259,14 @@ async def test_put_state_must_be_an_object(api, sid, G):
         "unsupported_media_type",
     )
     got = await api.get(f"{G}/g1")
-    assert got.json() == created and got.headers["etag"] == '"1"'
+    assert got.json() == created and got.headers["etag"] == f'"{created["version"]}"'
 
 
 async def test_if_match_and_if_none_match(api, sid, G):
     await make_session(api, sid)
-    await make(api, G)
+    v1 = f'"{(await make(api, G))["version"]}"'
     error(
-        await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": '"9"'}),
+        await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": '"1234567"'}),
         412,
         "precondition_failed",
     )
@@ -273,33 +275,35 @@ async def test_if_match_and_if_none_match(api, sid, G):
         412,
         "precondition_failed",
     )
-    ok = await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": '"1"'})
-    assert ok.status_code == 200 and ok.headers["etag"] == '"2"'
+    ok = await api.put(f"{G}/g1", json={"state": {"v": 2}}, headers={"If-Match": v1})
+    assert ok.status_code == 200
+    v2 = ok.headers["etag"]
     error(
-        await api.put(f"{G}/g1", json={"state": {"v": 3}}, headers={"If-Match": '"1"'}),
+        await api.put(f"{G}/g1", json={"state": {"v": 3}}, headers={"If-Match": v1}),
         412,
         "precondition_failed",
     )
     assert (await api.get(f"{G}/g1")).json()["state"] == {"v": 2}
 
-    nm = await api.get(f"{G}/g1", headers={"If-None-Match": '"2"'})
-    assert nm.status_code == 304 and nm.content == b"" and nm.headers["etag"] == '"2"'
-    fresh = await api.get(f"{G}/g1", headers={"If-None-Match": '"1"'})
+    nm = await api.get(f"{G}/g1", headers={"If-None-Match": v2})
+    assert nm.status_code == 304 and nm.content == b"" and nm.headers["etag"] == v2
+    fresh = await api.get(f"{G}/g1", headers={"If-None-Match": v1})
     assert fresh.status_code == 200 and fresh.json()["state"] == {"v": 2}
 
     # without If-Match the last writer wins
-    assert (await api.put(f"{G}/g1", json={"state": {"v": 4}})).headers["etag"] == '"3"'
-    error(await api.delete(f"{G}/g1", headers={"If-Match": '"2"'}), 412, "precondition_failed")
+    v3 = (await api.put(f"{G}/g1", json={"state": {"v": 4}})).headers["etag"]
+    assert v3 not in (v1, v2)
+    error(await api.delete(f"{G}/g1", headers={"If-Match": v2}), 412, "precondition_failed")
     assert (await api.get(f"{G}/g1")).status_code == 200
-    assert (await api.delete(f"{G}/g1", headers={"If-Match": '"3"'})).status_code == 204
-    error(await api.delete(f"{G}/g1", headers={"If-Match": '"3"'}), 404, "not_found")
+    assert (await api.delete(f"{G}/g1", headers={"If-Match": v3})).status_code == 204
+    error(await api.delete(f"{G}/g1", headers={"If-Match": v3}), 404, "not_found")
 
 
 async def test_delete_answers_204_then_404(api, sid, G):
     error(await api.delete(f"{G}/g1"), 404, "not_found")
     await make_session(api, sid)
     error(await api.delete(f"{G}/g1"), 404, "not_found")
-    await make(api, G, "g1")
+    old = (await make(api, G, "g1"))["version"]
     await make(api, G, "g2")
     r = await api.delete(f"{G}/g1")
     assert r.status_code == 204 and r.content == b""
@@ -308,7 +312,7 @@ async def test_delete_answers_204_then_404(api, sid, G):
     assert (await api.get(f"{G}/g2")).status_code == 200
     # the id is free again
     again = await api.post(G, json=doc("g1", state={"fresh": True}))
-    assert again.status_code == 201 and again.headers["etag"] == '"1"'
+    assert again.status_code == 201 and again.json()["version"] > old  # never an old ETag
 
 
 async def test_wrong_methods_are_405(api, sid, G):

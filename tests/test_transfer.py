@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import psycopg
@@ -65,10 +66,15 @@ async def export(http: httpx.AsyncClient, sid: str = "tricky") -> bytes:
 
 
 async def views(http: httpx.AsyncClient, sid: str = "tricky") -> list[bytes]:
-    """Every GET of the session and what is under it, as the raw bytes answered."""
+    """Every GET of the session and what is under it, as the raw bytes answered, versions
+    aside: an import gives new ones (a version is never reused)."""
     paths = [f"{S}/{sid}", f"{S}/{sid}/agents", f"{S}/{sid}/multi-agents/graph"]
     paths += [f"{S}/{sid}/agents/{a}/messages" for a in ("a-agent", "b-agent")]
-    return [(await http.get(p)).content for p in paths]
+    return [unversioned((await http.get(p)).content) for p in paths]
+
+
+def unversioned(text: bytes) -> bytes:
+    return re.sub(rb'"version":\d+', b'"version":0', text)
 
 
 async def test_round_trip_into_a_fresh_database_gives_back_equal_data(
@@ -94,8 +100,8 @@ async def test_round_trip_into_a_fresh_database_gives_back_equal_data(
             assert r.status_code == 201, r.text
             assert r.headers["location"] == f"{S}/tricky"
             assert r.json() == (await client.get(f"{S}/tricky")).json()
-            assert await views(fresh) == await views(client)  # versions and timestamps kept
-            assert await export(fresh) == exported
+            assert await views(fresh) == await views(client)  # timestamps kept
+            assert unversioned(await export(fresh)) == unversioned(exported)
     finally:
         drop_database(admin_dsn, dsn)
 
@@ -114,7 +120,7 @@ async def test_replace_restores_the_exported_state_atomically(client):
     r = await client.post(f"{S}/import?replace=true", content=exported, headers=NDJSON)
     assert r.status_code == 201, r.text
     assert await views(client) == before
-    assert await export(client) == exported
+    assert unversioned(await export(client)) == unversioned(exported)
 
 
 def _stream(*records: dict) -> bytes:
@@ -197,7 +203,7 @@ async def test_media_type_size_and_expired_sessions(database_url, client):
         r = await http.post(f"{S}/import", content=big, headers=NDJSON)
         assert r.status_code == 413
     r = await client.post(f"{S}/import", content=ok, headers=NDJSON)  # no end record: fine
-    assert r.status_code == 201 and r.json()["version"] == 1
+    assert r.status_code == 201 and r.json()["version"] >= 1
     agent = (await client.get(f"{S}/imp/agents/a")).json()
     assert agent["message_count"] == 1 and agent["created_at"] == agent["updated_at"]
 
@@ -234,4 +240,4 @@ def test_a_large_session_streams_and_round_trips(service_process, database_url):
         http.delete(f"{S}/big/agents/a/messages/5")
         r = http.post(f"{S}/import?replace=true", content=exported, headers=NDJSON)
         assert r.status_code == 201, r.text
-        assert http.get(f"{S}/big/export").content == exported
+        assert unversioned(http.get(f"{S}/big/export").content) == unversioned(exported)

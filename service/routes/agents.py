@@ -14,6 +14,7 @@ from service.leases import LeaseToken
 from service.models import AgentCreate, AgentOut, AgentUpdate, Page, agent_body
 from service.routes import AgentId, Cursor, Limit, SessionId, Svc, cached_read, errors, location
 from service.store import agents as store
+from service.writes import write_of
 
 router = APIRouter(
     prefix="/api/v1/sessions/{session_id}/agents", tags=["agents"], route_class=JSONRoute
@@ -36,15 +37,16 @@ def _documents(body: AgentUpdate) -> tuple[bytes, bytes, bytes]:
     summary="Create an agent (an identical repeat answers 200)",
 )
 async def create_agent(
-    session_id: SessionId, body: AgentCreate, svc: Svc, lease: LeaseToken = None
+    session_id: SessionId, body: AgentCreate, request: Request, svc: Svc, lease: LeaseToken = None
 ) -> Response:
-    row, created = await svc.db.run(
-        store.create_agent, session_id, body.agent_id, *_documents(body), lease
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write, "agent", store.create_agent, session_id, body.agent_id, *_documents(body), lease
     )
     await svc.cache.drop(agent_key(session_id, body.agent_id))
     return respond(
         agent_body(row),
-        201 if created else 200,
+        status,
         version=row["version"],
         headers=location("sessions", session_id, "agents", body.agent_id),
     )
@@ -101,11 +103,19 @@ async def update_agent(
 ) -> Response:
     if body.agent_id not in (None, agent_id):
         raise InvalidId("agent_id in the body does not match the path")
-    row = await svc.db.run(
-        store.update_agent, session_id, agent_id, *_documents(body), if_match(request), lease
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "agent",
+        store.update_agent,
+        session_id,
+        agent_id,
+        *_documents(body),
+        if_match(request),
+        lease,
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
-    return respond(agent_body(row), version=row["version"])
+    return respond(agent_body(row), status, version=row["version"])
 
 
 @router.delete(
@@ -118,6 +128,9 @@ async def update_agent(
 async def delete_agent(
     session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc, lease: LeaseToken = None
 ) -> Response:
-    await svc.db.run(store.delete_agent, session_id, agent_id, if_match(request), lease)
+    write = await write_of(request, session_id)
+    await svc.db.write(
+        write, "empty", store.delete_agent, session_id, agent_id, if_match(request), lease
+    )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from service.errors import InvalidRequest
 from service.http import JSONRoute, respond
@@ -12,6 +12,7 @@ from service.leases import HEADER, LeaseOut, LeaseRequest, LeaseToken
 from service.models import timestamp
 from service.routes import SessionId, Svc, errors, location
 from service.store import leases as store
+from service.writes import write_of
 
 router = APIRouter(
     prefix="/api/v1/sessions/{session_id}/lease", tags=["leases"], route_class=JSONRoute
@@ -45,9 +46,14 @@ def _token(token: int | None) -> int:
     responses=errors(404, 409, 415),
     summary="Acquire the session's lease (409 session_busy while another holder has it)",
 )
-async def acquire_lease(session_id: SessionId, body: LeaseRequest, svc: Svc) -> Response:
-    row = await svc.db.run(store.acquire_lease, session_id, body.holder, body.ttl_seconds)
-    return respond(lease_body(row), 201, headers=location("sessions", session_id, "lease"))
+async def acquire_lease(
+    session_id: SessionId, body: LeaseRequest, request: Request, svc: Svc
+) -> Response:
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write, "lease", store.acquire_lease, session_id, body.holder, body.ttl_seconds
+    )
+    return respond(lease_body(row), status, headers=location("sessions", session_id, "lease"))
 
 
 @router.get(
@@ -68,10 +74,18 @@ async def read_lease(session_id: SessionId, svc: Svc) -> Response:
     summary=f"Renew the lease whose token is in {HEADER} for ttl_seconds from now",
 )
 async def renew_lease(
-    session_id: SessionId, body: LeaseRequest, svc: Svc, lease: LeaseToken = None
+    session_id: SessionId,
+    body: LeaseRequest,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
-    row = await svc.db.run(store.renew_lease, session_id, _token(lease), body.ttl_seconds)
-    return respond(lease_body(row))
+    token = _token(lease)
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write, "lease", store.renew_lease, session_id, token, body.ttl_seconds
+    )
+    return respond(lease_body(row), status)
 
 
 @router.delete(
@@ -81,6 +95,10 @@ async def renew_lease(
     responses=errors(404),
     summary=f"Release the lease whose token is in {HEADER} (again, or once lost: no change)",
 )
-async def release_lease(session_id: SessionId, svc: Svc, lease: LeaseToken = None) -> Response:
-    await svc.db.run(store.release_lease, session_id, _token(lease))
+async def release_lease(
+    session_id: SessionId, request: Request, svc: Svc, lease: LeaseToken = None
+) -> Response:
+    token = _token(lease)
+    write = await write_of(request, session_id)
+    await svc.db.write(write, "empty", store.release_lease, session_id, token)
     return Response(status_code=204)

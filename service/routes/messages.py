@@ -33,6 +33,7 @@ from service.routes import (
 )
 from service.store import messages as store
 from service.store.messages import NewMessage
+from service.writes import write_of
 
 router = APIRouter(
     prefix="/api/v1/sessions/{session_id}/agents/{agent_id}/messages",
@@ -63,16 +64,19 @@ async def create_message(
     session_id: SessionId,
     agent_id: AgentId,
     body: MessageCreate,
+    request: Request,
     svc: Svc,
     lease: LeaseToken = None,
 ) -> Response:
-    row, created = await svc.db.run(
-        store.create_message, session_id, agent_id, _new(body, body.message_id), lease
+    write = await write_of(request, session_id)
+    new = _new(body, body.message_id)
+    status, row = await svc.db.write(
+        write, "message", store.create_message, session_id, agent_id, new, lease
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return respond(
         message_body(row),
-        201 if created else 200,
+        status,
         version=row["version"],
         headers=location("sessions", session_id, "agents", agent_id, "messages", body.message_id),
     )
@@ -89,20 +93,26 @@ async def create_messages(
     session_id: SessionId,
     agent_id: AgentId,
     body: MessageBatch,
+    request: Request,
     svc: Svc,
     lease: LeaseToken = None,
 ) -> Response:
     ids = [m.message_id for m in body.messages]
     if len(set(ids)) != len(ids):
         raise InvalidRequest("messages: a message_id appears more than once in the batch")
-    batch = [_new(m, m.message_id) for m in body.messages]
-    rows, created = await svc.db.transaction(
-        store.create_messages, session_id, agent_id, batch, lease
+    write = await write_of(request, session_id)
+    status, rows = await svc.db.write(
+        write,
+        "messages",
+        store.create_messages,
+        session_id,
+        agent_id,
+        [_new(m, m.message_id) for m in body.messages],
+        lease,
+        atomic=True,  # repeats are compared after the insert: a 409 undoes it
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
-    return respond(
-        {"items": [message_body(r) for r in rows], "next_cursor": None}, 201 if created else 200
-    )
+    return respond({"items": [message_body(r) for r in rows], "next_cursor": None}, status)
 
 
 @router.get(
@@ -175,7 +185,10 @@ async def update_message(
 ) -> Response:
     if body.message_id not in (None, message_id):
         raise InvalidId("message_id in the body does not match the path")
-    row = await svc.db.run(
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "message",
         store.update_message,
         session_id,
         agent_id,
@@ -183,7 +196,7 @@ async def update_message(
         if_match(request),
         lease,
     )
-    return respond(message_body(row), version=row["version"])
+    return respond(message_body(row), status, version=row["version"])
 
 
 @router.delete(
@@ -201,8 +214,16 @@ async def delete_message(
     svc: Svc,
     lease: LeaseToken = None,
 ) -> Response:
-    await svc.db.run(
-        store.delete_message, session_id, agent_id, message_id, if_match(request), lease
+    write = await write_of(request, session_id)
+    await svc.db.write(
+        write,
+        "empty",
+        store.delete_message,
+        session_id,
+        agent_id,
+        message_id,
+        if_match(request),
+        lease,
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

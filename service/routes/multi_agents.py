@@ -11,6 +11,7 @@ from service.leases import LeaseToken
 from service.models import MultiAgentCreate, MultiAgentOut, MultiAgentUpdate, multi_agent_body
 from service.routes import MultiAgentId, SessionId, Svc, errors, location
 from service.store import multi_agents as store
+from service.writes import write_of
 
 router = APIRouter(
     prefix="/api/v1/sessions/{session_id}/multi-agents",
@@ -27,14 +28,25 @@ router = APIRouter(
     summary="Create a multi-agent state (an identical repeat answers 200)",
 )
 async def create_multi_agent(
-    session_id: SessionId, body: MultiAgentCreate, svc: Svc, lease: LeaseToken = None
+    session_id: SessionId,
+    body: MultiAgentCreate,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
-    row, created = await svc.db.run(
-        store.create_multi_agent, session_id, body.multi_agent_id, jsonio.dumps(body.state), lease
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "multi_agent",
+        store.create_multi_agent,
+        session_id,
+        body.multi_agent_id,
+        jsonio.dumps(body.state),
+        lease,
     )
     return respond(
         multi_agent_body(row),
-        201 if created else 200,
+        status,
         version=row["version"],
         headers=location("sessions", session_id, "multi-agents", body.multi_agent_id),
     )
@@ -71,7 +83,10 @@ async def update_multi_agent(
 ) -> Response:
     if body.multi_agent_id not in (None, multi_agent_id):
         raise InvalidId("multi_agent_id in the body does not match the path")
-    row = await svc.db.run(
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "multi_agent",
         store.update_multi_agent,
         session_id,
         multi_agent_id,
@@ -79,7 +94,7 @@ async def update_multi_agent(
         if_match(request),
         lease,
     )
-    return respond(multi_agent_body(row), version=row["version"])
+    return respond(multi_agent_body(row), status, version=row["version"])
 
 
 @router.delete(
@@ -96,5 +111,14 @@ async def delete_multi_agent(
     svc: Svc,
     lease: LeaseToken = None,
 ) -> Response:
-    await svc.db.run(store.delete_multi_agent, session_id, multi_agent_id, if_match(request), lease)
+    write = await write_of(request, session_id)
+    await svc.db.write(
+        write,
+        "empty",
+        store.delete_multi_agent,
+        session_id,
+        multi_agent_id,
+        if_match(request),
+        lease,
+    )
     return Response(status_code=204)

@@ -21,6 +21,7 @@ from service.models import (
 )
 from service.routes import Cursor, Limit, SessionId, Svc, cached_read, errors, location
 from service.store import sessions as store
+from service.writes import write_of
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], route_class=JSONRoute)
 
@@ -32,16 +33,24 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], route_class=JSO
     responses=errors(409, 415),
     summary="Create a session (an identical repeat answers 200)",
 )
-async def create_session(body: SessionCreate, svc: Svc) -> Response:
+async def create_session(body: SessionCreate, request: Request, svc: Svc) -> Response:
     ttl = body.ttl_seconds
     if ttl is None and body.expires_at is None:
         ttl = svc.settings.default_session_ttl_seconds or None
-    row, created = await svc.db.transaction(
-        store.create_session, body.session_id, body.session_type, body.expires_at, ttl
+    write = await write_of(request, body.session_id)
+    status, row = await svc.db.write(
+        write,
+        "session",
+        store.create_session,
+        body.session_id,
+        body.session_type,
+        body.expires_at,
+        ttl,
+        atomic=True,  # an expired session under the id is deleted first
     )
     return respond(
         session_body(row),
-        201 if created else 200,
+        status,
         version=row["version"],
         headers=location("sessions", body.session_id),
     )
@@ -104,7 +113,10 @@ async def update_session(
 ) -> Response:
     if body.session_id not in (None, session_id):
         raise InvalidId("session_id in the body does not match the path")
-    row = await svc.db.run(
+    write = await write_of(request, session_id)
+    status, row = await svc.db.write(
+        write,
+        "session",
         store.update_session,
         session_id,
         body.session_type,
@@ -113,7 +125,7 @@ async def update_session(
         lease,
     )
     await svc.cache.drop_session(session_id)  # its agents' entries carry its expiry too
-    return respond(session_body(row), version=row["version"])
+    return respond(session_body(row), status, version=row["version"])
 
 
 @router.delete(
@@ -126,6 +138,7 @@ async def update_session(
 async def delete_session(
     session_id: SessionId, request: Request, svc: Svc, lease: LeaseToken = None
 ) -> Response:
-    await svc.db.run(store.delete_session, session_id, if_match(request), lease)
+    write = await write_of(request, session_id)
+    await svc.db.write(write, "empty", store.delete_session, session_id, if_match(request), lease)
     await svc.cache.drop_session(session_id)
     return Response(status_code=204)

@@ -18,6 +18,7 @@ from service.models import ErrorEnvelope, Page
 from service.objects import MAX_KEY_BYTES, normalize_key, normalize_prefix, query_words
 from service.routes import Cursor, Limit, Svc, errors
 from service.store import objects as store
+from service.writes import write_of
 
 router = APIRouter(prefix="/api/v1/storage", tags=["storage"])
 
@@ -58,7 +59,8 @@ async def write_object(key: Key, request: Request, svc: Svc) -> Response:
         raise UnsupportedMediaType(f"send the value as {OCTETS}, not {content_type or 'no type'!r}")
     limit = svc.settings.storage_max_object_bytes
     data = await read_bounded(request, limit, f"storage values are at most {limit} bytes")
-    await svc.db.run(store.write_object, normalized, data)
+    write = await write_of(request, None, body=data)
+    await svc.db.write(write, "empty", store.write_object, normalized, data)
     return Response(status_code=204)
 
 
@@ -83,8 +85,10 @@ async def read_object(key: Key, svc: Svc) -> Response:
     responses=errors(),
     summary="Delete a key (done even when it does not exist)",
 )
-async def delete_object(key: Key, svc: Svc) -> Response:
-    await svc.db.run(store.delete_object, normalize_key(key))
+async def delete_object(key: Key, request: Request, svc: Svc) -> Response:
+    normalized = normalize_key(key)
+    write = await write_of(request, None, body=b"")
+    await svc.db.write(write, "empty", store.delete_object, normalized)
     return Response(status_code=204)
 
 

@@ -17,6 +17,7 @@ from service.http import JSONRequest, respond
 from service.leases import LeaseToken
 from service.models import ErrorEnvelope, SessionOut, session_body
 from service.routes import SessionId, Svc, errors, location
+from service.writes import write_of
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -94,9 +95,12 @@ async def import_session(
     body = await JSONRequest(request.scope, request.receive).body()  # MAX_BODY_BYTES applies
     # Validating a large stream takes a while: off the event loop.
     bundle = await asyncio.to_thread(ndjson.parse, body, svc.settings.max_json_depth)
-    row = await svc.db.transaction(transfer.restore, bundle, replace, lease)
     session_id = bundle.session.session_id
+    write = await write_of(request, session_id, body=body)
+    status, row = await svc.db.write(
+        write, "session", transfer.restore, bundle, replace, lease, atomic=True
+    )
     await svc.cache.drop_session(session_id)
     return respond(
-        session_body(row), 201, version=row["version"], headers=location("sessions", session_id)
+        session_body(row), status, version=row["version"], headers=location("sessions", session_id)
     )

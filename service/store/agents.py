@@ -7,31 +7,36 @@ import asyncpg
 from service.errors import agent_missing, already_exists, session_missing
 from service.queries import Q
 from service.store import missing_or_mismatch
+from service.writes import Key
 
 
 async def create_agent(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     state: bytes,
     conversation_manager_state: bytes,
     internal_state: bytes,
     lease: int | None = None,
-) -> tuple[asyncpg.Record, bool]:
-    """Insert; an identical existing agent is returned with `created=False`, else 409."""
+) -> tuple[int, asyncpg.Record]:
+    """Insert (201, recorded under `key`); an identical existing agent answers 200, else 409.
+
+    `lease`, here and in every write under a session, is the X-Session-Lease token the SQL
+    passes to session_write_fence (service.leases)."""
     args = (session_id, agent_id, state, conversation_manager_state, internal_state)
     try:
-        row = await conn.fetchrow(Q["create_agent"], *args, lease)
+        row = await conn.fetchrow(Q["create_agent"], *args, key.value, key.fingerprint, lease)
     except asyncpg.ForeignKeyViolationError:
         raise session_missing(session_id) from None
     if row is not None:
-        return row, True
+        return 201, row
     row = await conn.fetchrow(Q["compare_agent"], *args)
     if row is None:  # nothing inserted, nothing to compare: the session is missing or expired
         raise session_missing(session_id)
     if not row["same"]:
         raise already_exists(f"agent {agent_id!r}")
-    return row, False
+    return 200, row
 
 
 async def read_agent(conn: asyncpg.Connection, session_id: str, agent_id: str) -> asyncpg.Record:
@@ -55,6 +60,7 @@ async def require_agent(conn: asyncpg.Connection, session_id: str, agent_id: str
 
 async def update_agent(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     state: bytes,
@@ -62,7 +68,7 @@ async def update_agent(
     internal_state: bytes,
     if_match: int | None,
     lease: int | None = None,
-) -> asyncpg.Record:
+) -> tuple[int, asyncpg.Record]:
     row = await conn.fetchrow(
         Q["update_agent"],
         session_id,
@@ -71,6 +77,8 @@ async def update_agent(
         conversation_manager_state,
         internal_state,
         if_match,
+        key.value,
+        key.fingerprint,
         lease,
     )
     if row is None:
@@ -82,17 +90,19 @@ async def update_agent(
             agent_missing(session_id, agent_id),
             f"agent {agent_id!r}",
         )
-    return row
+    return 200, row
 
 
 async def delete_agent(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     if_match: int | None,
     lease: int | None = None,
-) -> None:
-    if await conn.fetchrow(Q["delete_agent"], session_id, agent_id, if_match, lease) is None:
+) -> tuple[int, None]:
+    args = (session_id, agent_id, if_match, key.value, key.fingerprint, lease)
+    if await conn.fetchrow(Q["delete_agent"], *args) is None:
         raise await missing_or_mismatch(
             conn,
             "agent_version",
@@ -101,6 +111,7 @@ async def delete_agent(
             agent_missing(session_id, agent_id),
             f"agent {agent_id!r}",
         )
+    return 204, None
 
 
 async def list_agents(

@@ -1,4 +1,7 @@
-"""Session leases (sql/leases.sql): acquire, read, renew, release, and the fence statement."""
+"""Session leases (sql/leases.sql): acquire, read, renew, release, and the fence statement.
+
+Acquire, renew and release are writes: they take the request's idempotency `Key` and record it
+with their answer in the same statement (service.db.Database.write)."""
 
 from __future__ import annotations
 
@@ -9,20 +12,22 @@ from service.leases import busy, lost
 from service.models import timestamp
 from service.queries import Q
 from service.store.sessions import require_session
+from service.writes import Key
 
 
 async def acquire_lease(
-    conn: asyncpg.Connection, session_id: str, holder: str, ttl_seconds: float
-) -> asyncpg.Record:
+    conn: asyncpg.Connection, key: Key, session_id: str, holder: str, ttl_seconds: float
+) -> tuple[int, asyncpg.Record]:
     """The new lease; 409 session_busy while another is live, 404 without the session.
 
     The busy answer reads the live lease in a second statement (a fresh snapshot): when it ended
     in between, the acquire is simply tried again.
     """
     for _ in range(3):
-        row = await conn.fetchrow(Q["acquire_lease"], session_id, holder, ttl_seconds)
+        args = (session_id, holder, ttl_seconds, key.value, key.fingerprint)
+        row = await conn.fetchrow(Q["acquire_lease"], *args)
         if row is not None:
-            return row
+            return 201, row
         current = await conn.fetchrow(Q["read_lease"], session_id)
         if current is None:
             await require_session(conn, session_id)
@@ -46,20 +51,25 @@ async def read_lease(conn: asyncpg.Connection, session_id: str) -> asyncpg.Recor
 
 
 async def renew_lease(
-    conn: asyncpg.Connection, session_id: str, token: int, ttl_seconds: float
-) -> asyncpg.Record:
+    conn: asyncpg.Connection, key: Key, session_id: str, token: int, ttl_seconds: float
+) -> tuple[int, asyncpg.Record]:
     """Extend the live lease `token`; 409 lease_lost when it is not live, 404 without session."""
-    row = await conn.fetchrow(Q["renew_lease"], session_id, token, ttl_seconds)
+    args = (session_id, token, ttl_seconds, key.value, key.fingerprint)
+    row = await conn.fetchrow(Q["renew_lease"], *args)
     if row is None:
         await require_session(conn, session_id)
         raise lost(session_id)
-    return row
+    return 200, row
 
 
-async def release_lease(conn: asyncpg.Connection, session_id: str, token: int) -> None:
+async def release_lease(
+    conn: asyncpg.Connection, key: Key, session_id: str, token: int
+) -> tuple[int, None]:
     """End the lease `token` if it still holds; again, or after it was lost, changes nothing."""
-    if await conn.fetchrow(Q["release_lease"], session_id, token) is None:
+    args = (session_id, token, key.value, key.fingerprint)
+    if await conn.fetchrow(Q["release_lease"], *args) is None:
         await require_session(conn, session_id)
+    return 204, None
 
 
 async def fence(conn: asyncpg.Connection, session_id: str, token: int | None) -> None:

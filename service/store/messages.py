@@ -10,6 +10,7 @@ from service import jsonio
 from service.errors import Conflict, agent_missing, already_exists, message_missing
 from service.queries import Q
 from service.store import missing_or_mismatch
+from service.writes import Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +26,13 @@ class NewMessage:
 
 async def create_message(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     new: NewMessage,
     lease: int | None = None,
-) -> tuple[asyncpg.Record, bool]:
-    """Insert; an identical existing message is returned with `created=False`, else 409."""
+) -> tuple[int, asyncpg.Record]:
+    """Insert (201, recorded under `key`); an identical existing message answers 200, else 409."""
     try:
         row = await conn.fetchrow(
             Q["create_message"],
@@ -41,12 +43,14 @@ async def create_message(
             new.content_types,
             new.message,
             new.redact_message,
+            key.value,
+            key.fingerprint,
             lease,
         )
     except asyncpg.ForeignKeyViolationError:
         raise agent_missing(session_id, agent_id) from None
     if row is not None:
-        return row, True
+        return 201, row
     row = await conn.fetchrow(
         Q["compare_message"],
         session_id,
@@ -59,17 +63,19 @@ async def create_message(
         raise agent_missing(session_id, agent_id)
     if not row["same"]:
         raise already_exists(f"message {new.message_id}")
-    return row, False
+    return 200, row
 
 
 async def create_messages(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     batch: list[NewMessage],
     lease: int | None = None,
-) -> tuple[list[asyncpg.Record], bool]:
-    """Insert a batch in one statement; ids already taken must hold identical messages."""
+) -> tuple[int, list[asyncpg.Record]]:
+    """Insert a batch in one statement (in the caller's transaction); ids already taken must
+    hold identical messages. 201 (recorded under `key`) when any was new, else 200."""
     try:
         inserted = await conn.fetch(
             Q["create_messages"],
@@ -81,6 +87,8 @@ async def create_messages(
             [jsonio.dumps(m.content_types) for m in batch],
             [m.message for m in batch],
             [m.redact_message for m in batch],
+            key.value,
+            key.fingerprint,
             lease,
         )
     except asyncpg.ForeignKeyViolationError:
@@ -106,7 +114,10 @@ async def create_messages(
             )
         rows.extend(existing)
         rows.sort(key=lambda row: row["message_id"])
-    return rows, bool(inserted)
+        if inserted:  # the recorded answer holds the whole batch, repeats included
+            ids = [m.message_id for m in batch]
+            await conn.execute(Q["record_batch_outcome"], session_id, agent_id, ids, key.value)
+    return (201 if inserted else 200), rows
 
 
 async def read_message(
@@ -120,12 +131,13 @@ async def read_message(
 
 async def update_message(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     new: NewMessage,
     if_match: int | None,
     lease: int | None = None,
-) -> asyncpg.Record:
+) -> tuple[int, asyncpg.Record]:
     row = await conn.fetchrow(
         Q["update_message"],
         session_id,
@@ -136,6 +148,8 @@ async def update_message(
         new.message,
         new.redact_message,
         if_match,
+        key.value,
+        key.fingerprint,
         lease,
     )
     if row is None:
@@ -147,20 +161,20 @@ async def update_message(
             message_missing(session_id, agent_id, new.message_id),
             f"message {new.message_id}",
         )
-    return row
+    return 200, row
 
 
 async def delete_message(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     agent_id: str,
     message_id: int,
     if_match: int | None,
     lease: int | None = None,
-) -> None:
-    row = await conn.fetchrow(
-        Q["delete_message"], session_id, agent_id, message_id, if_match, lease
-    )
+) -> tuple[int, None]:
+    args = (session_id, agent_id, message_id, if_match, key.value, key.fingerprint, lease)
+    row = await conn.fetchrow(Q["delete_message"], *args)
     if row is None:
         raise await missing_or_mismatch(
             conn,
@@ -170,6 +184,7 @@ async def delete_message(
             message_missing(session_id, agent_id, message_id),
             f"message {message_id}",
         )
+    return 204, None
 
 
 async def list_messages(

@@ -9,12 +9,16 @@ import asyncpg
 from service.errors import NotFound
 from service.objects import score, successor
 from service.queries import Q
+from service.writes import Key
 
 SCAN_BATCH = 200  # rows per cursor fetch while searching
 
 
-async def write_object(conn: asyncpg.Connection, key: str, data: bytes) -> None:
-    await conn.execute(Q["write_object"], key, data)
+async def write_object(
+    conn: asyncpg.Connection, write_key: Key, key: str, data: bytes
+) -> tuple[int, None]:
+    await conn.execute(Q["write_object"], key, data, write_key.value, write_key.fingerprint)
+    return 204, None
 
 
 async def read_object(conn: asyncpg.Connection, key: str) -> bytes:
@@ -24,8 +28,9 @@ async def read_object(conn: asyncpg.Connection, key: str) -> bytes:
     return data  # type: ignore[no-any-return]
 
 
-async def delete_object(conn: asyncpg.Connection, key: str) -> None:
-    await conn.execute(Q["delete_object"], key)
+async def delete_object(conn: asyncpg.Connection, write_key: Key, key: str) -> tuple[int, None]:
+    await conn.execute(Q["delete_object"], key, write_key.value, write_key.fingerprint)
+    return 204, None
 
 
 async def list_objects(conn: asyncpg.Connection, prefix: str, after: str, limit: int) -> list[str]:

@@ -9,31 +9,33 @@ import asyncpg
 from service.errors import already_exists, session_missing
 from service.queries import Q
 from service.store import missing_or_mismatch
+from service.writes import Key
 
 
 async def create_session(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     session_type: str,
     expires_at: datetime | None = None,
     ttl_seconds: float | None = None,
-) -> tuple[asyncpg.Record, bool]:
-    """Insert; an identical existing session is returned with `created=False`, else 409.
+) -> tuple[int, asyncpg.Record]:
+    """Insert (201, recorded under `key`); an identical existing session answers 200, else 409.
 
     An expired session under the id counts as absent: it is deleted and the new one inserted,
     in this transaction. Expiry is not part of the comparison, so a retried create that asks
     for a TTL still answers 200 (with the stored expiry).
     """
-    args = (session_id, session_type, expires_at, ttl_seconds)
+    args = (session_id, session_type, expires_at, ttl_seconds, key.value, key.fingerprint)
     row = await conn.fetchrow(Q["create_session"], *args)
     if row is None and await conn.fetchrow(Q["delete_expired_session"], session_id):
         row = await conn.fetchrow(Q["create_session"], *args)
     if row is not None:
-        return row, True
+        return 201, row
     row = await conn.fetchrow(Q["compare_session"], session_id, session_type)
     if row is None or not row["same"]:
         raise already_exists(f"session {session_id!r}")
-    return row, False
+    return 200, row
 
 
 async def read_session(conn: asyncpg.Connection, session_id: str) -> asyncpg.Record:
@@ -50,14 +52,15 @@ async def require_session(conn: asyncpg.Connection, session_id: str) -> None:
 
 async def update_session(
     conn: asyncpg.Connection,
+    key: Key,
     session_id: str,
     session_type: str,
     if_match: int | None,
     expiry: tuple[datetime | None, float | None] | None = None,
     lease: int | None = None,
-) -> asyncpg.Record:
+) -> tuple[int, asyncpg.Record]:
     """`expiry` is (expires_at, ttl_seconds) to change it (both None: never expires); None keeps
-    it. `lease` is the X-Session-Lease token (see service.leases), here and in every write."""
+    it."""
     expires_at, ttl_seconds = expiry or (None, None)
     row = await conn.fetchrow(
         Q["update_session"],
@@ -67,6 +70,8 @@ async def update_session(
         expiry is not None,
         expires_at,
         ttl_seconds,
+        key.value,
+        key.fingerprint,
         lease,
     )
     if row is None:
@@ -78,13 +83,19 @@ async def update_session(
             session_missing(session_id),
             f"session {session_id!r}",
         )
-    return row
+    return 200, row
 
 
 async def delete_session(
-    conn: asyncpg.Connection, session_id: str, if_match: int | None, lease: int | None = None
-) -> None:
-    if await conn.fetchrow(Q["delete_session"], session_id, if_match, lease) is None:
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    if_match: int | None,
+    lease: int | None = None,
+) -> tuple[int, None]:
+    args = (session_id, if_match, key.value, key.fingerprint, lease)
+    row = await conn.fetchrow(Q["delete_session"], *args)
+    if row is None:
         raise await missing_or_mismatch(
             conn,
             "session_version",
@@ -93,6 +104,7 @@ async def delete_session(
             session_missing(session_id),
             f"session {session_id!r}",
         )
+    return 204, None
 
 
 async def list_sessions(
