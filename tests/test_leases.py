@@ -306,3 +306,26 @@ async def test_lease_routes_are_documented_with_the_header_on_every_write(api):
                 names = {p["name"] for p in op.get("parameters", [])}
                 assert "X-Session-Lease" in names, (method, route)
                 assert "409" in op["responses"] or method == "delete", (method, route)
+
+
+async def test_lease_writes_answer_a_repeated_idempotency_key_with_the_first_outcome(api, sid):
+    await make_session(api, sid)
+    key = {"Idempotency-Key": f"acquire-{sid}"}
+    first = await api.post(lease_url(sid), json={"holder": "h", "ttl_seconds": 30}, headers=key)
+    assert first.status_code == 201
+    again = await api.post(lease_url(sid), json={"holder": "h", "ttl_seconds": 30}, headers=key)
+    assert again.status_code == 201  # a lost answer retried: the same lease, not "busy"
+    assert again.json()["token"] == first.json()["token"]
+    assert again.json()["expires_at"] == first.json()["expires_at"]
+    other = await api.post(lease_url(sid), json={"holder": "x", "ttl_seconds": 30}, headers=key)
+    error(other, 422, "invalid_request")  # the same key for another request
+    token = hdr(first.json()["token"])
+    renew_key = {"Idempotency-Key": f"renew-{sid}", **token}
+    renewed = await api.put(lease_url(sid), json={"ttl_seconds": 60}, headers=renew_key)
+    repeat = await api.put(lease_url(sid), json={"ttl_seconds": 60}, headers=renew_key)
+    assert renewed.status_code == repeat.status_code == 200
+    assert repeat.json()["expires_at"] == renewed.json()["expires_at"]
+    release_key = {"Idempotency-Key": f"release-{sid}", **token}
+    for _ in range(2):
+        assert (await api.delete(lease_url(sid), headers=release_key)).status_code == 204
+    error(await api.get(lease_url(sid)), 404, "not_found")
