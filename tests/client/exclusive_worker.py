@@ -19,6 +19,7 @@ from typing import Any
 
 from client_support import ScriptedModel, text
 from strands import Agent
+from strands.agent.conversation_manager import SlidingWindowConversationManager
 from strands_session_client import HTTPSessionManager
 
 
@@ -67,6 +68,8 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         model=EchoModel(spec.get("delay", 0.05)),
         agent_id="shared",
         session_manager=manager,
+        # A window wider than any run here: every model call is given the whole history.
+        conversation_manager=SlidingWindowConversationManager(window_size=1000),
         callback_handler=None,
     )
     print("ready", flush=True)
