@@ -245,6 +245,23 @@ def test_lease_wait_exceeded_raises_session_busy_in_about_that_time(client_serve
         ]
 
 
+def test_a_plain_client_writing_to_a_leased_session_gets_session_busy(
+    client_server_url, session_id
+):
+    from strands.types.session import Session, SessionAgent, SessionType
+    from strands_session_client import HTTPSessionRepository
+
+    with HTTPSessionRepository(client_server_url, max_retry_time=5) as repo:
+        repo.create_session(Session(session_id=session_id, session_type=SessionType.AGENT))
+        lease_url = f"{client_server_url}/api/v1/sessions/{session_id}/lease"
+        assert httpx.post(lease_url, json={"holder": "worker-7"}).status_code == 201
+        agent = SessionAgent(agent_id="a", state={}, conversation_manager_state={})
+        with pytest.raises(SessionBusyError) as busy:
+            repo.create_agent(session_id, agent)
+        assert busy.value.status == 409 and "worker-7" in str(busy.value)
+        assert repo.read_agent(session_id, "a") is None  # reads pass, nothing was written
+
+
 async def test_async_invocations_wait_for_the_lease_without_blocking_the_loop(
     client_server_url, session_id
 ):
