@@ -329,3 +329,15 @@ async def test_lease_writes_answer_a_repeated_idempotency_key_with_the_first_out
     for _ in range(2):
         assert (await api.delete(lease_url(sid), headers=release_key)).status_code == 204
     error(await api.get(lease_url(sid)), 404, "not_found")
+
+
+async def test_lease_routes_need_the_api_key_like_every_route(app_factory, sid):
+    from tests.conftest import app_client
+
+    async with app_client(app_factory(api_keys="k")) as http:
+        key = {"Authorization": "Bearer k"}
+        assert (await http.post(S, json={"session_id": sid}, headers=key)).status_code == 201
+        for method in ("POST", "GET", "PUT", "DELETE"):
+            r = await http.request(method, lease_url(sid), json={}, headers=hdr(1))
+            error(r, 401, "unauthorized")
+        assert (await http.post(lease_url(sid), json={}, headers=key)).status_code == 201
