@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.errors import ServiceError
 
@@ -68,16 +68,28 @@ class LeaseRequest(BaseModel):
         description="How long the lease lasts unless renewed or released.",
     )
 
+    @field_validator("holder")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
-class LeaseOut(BaseModel):
-    """A lease as stored; `token` goes into `X-Session-Lease` on every write."""
+
+class LeaseView(BaseModel):
+    """A lease as anyone may read it (GET): who holds it and until when."""
 
     session_id: str
-    token: int
     holder: str
     acquired_at: str
     expires_at: str
     ttl_seconds: float = Field(description="Seconds left when this answer was made.")
+
+
+class LeaseOut(LeaseView):
+    """A lease as its holder gets it; `token` goes into `X-Session-Lease` on every write."""
+
+    token: int
 
 
 def retry_after(expires_in: float) -> str:

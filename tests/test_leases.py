@@ -341,3 +341,9 @@ async def test_lease_routes_need_the_api_key_like_every_route(app_factory, sid):
             r = await http.request(method, lease_url(sid), json={}, headers=hdr(1))
             error(r, 401, "unauthorized")
         assert (await http.post(lease_url(sid), json={}, headers=key)).status_code == 201
+
+
+async def test_a_holder_with_a_nul_character_is_refused(api, sid):
+    await make_session(api, sid)
+    r = await api.post(lease_url(sid), json={"holder": "a\u0000b"})
+    error(r, 422, "invalid_request", "holder")

@@ -41,7 +41,7 @@ from strands.hooks.events import (
     BeforeMultiAgentInvocationEvent,
 )
 
-from .codec import _path, _request
+from .codec import _path, _Request, _request
 from .errors import (
     InvalidSessionValueError,
     SessionBusyError,
@@ -68,9 +68,9 @@ _AFTER_EVENTS: Final = (AfterInvocationEvent, AfterMultiAgentInvocationEvent)
 class SessionLease:
     """One session's lease as one client holds it: acquire, renew, release, and the fence.
 
-    It hooks into the repository's ``httpx.Client``: every write under the session carries the
-    token while the lease is held, and after a ``lease_lost`` refusal every further write is
-    refused here, before it is sent.
+    It wraps the repository's sender (that repository only, not a client it may share with
+    others): every write under the session carries the token while the lease is held, and after
+    a ``lease_lost`` refusal every further write is refused here, before it is sent.
     """
 
     def __init__(
@@ -96,49 +96,47 @@ class SessionLease:
         self.acquired: dict[str, Any] = {}  # the service's answer to the latest acquire
         self.lost: SessionLeaseLostError | None = None
         self._path = _path("sessions", session_id, "lease")
-        self._scope = _path("sessions", session_id).encode()
+        self._scope = _path("sessions", session_id)
         self._renewed = threading.Event()
         self._renewer: threading.Thread | None = None
-        client = repository._client
-        client.event_hooks["request"] = [*client.event_hooks["request"], self._on_request]
-        client.event_hooks["response"] = [*client.event_hooks["response"], self._on_response]
+        self._send = repository._send
+        repository._send = self._fenced_send
 
     # -- the fence on this client's writes ---------------------------------------------------
 
-    def _covers(self, request: httpx.Request) -> bool:
+    def _covers(self, request: _Request) -> bool:
         """A write under this session (the lease routes aside)."""
-        if request.method in ("GET", "HEAD", "OPTIONS"):
+        if request.method in ("GET", "HEAD", "OPTIONS") or request.path == self._path:
             return False
-        path = request.url.raw_path.split(b"?", 1)[0]
-        at = path.find(self._scope)
-        if at < 0:
-            return False
-        rest = path[at + len(self._scope) :]
-        return (rest == b"" or rest.startswith(b"/")) and rest != b"/lease"
+        return request.path == self._scope or request.path.startswith(self._scope + "/")
 
-    def _on_request(self, request: httpx.Request) -> None:
+    def _fenced_send(self, request: _Request) -> httpx.Response:
         if not self._covers(request):
-            return
+            return self._send(request)  # type: ignore[no-any-return]
         if self.lost is not None:
             raise SessionLeaseLostError(
                 f"not sent: the lease on session {self.session_id!r} was lost earlier in this "
                 f"invocation ({self.lost.message})",
                 status=409,
                 code="lease_lost",
-                context=f"{request.method} {request.url.path}: ",
+                context=f"{request.method} {request.path}: ",
             )
-        if self.token is not None:
-            request.headers[HEADER] = str(self.token)
-
-    def _on_response(self, response: httpx.Response) -> None:
-        if response.status_code != 409 or not self._covers(response.request):
-            return
-        response.read()
-        if _error_code(response) == "lease_lost" and self.token is not None:
+        token = self.token
+        if token is None:
+            request.headers.pop(HEADER, None)
+        else:
+            request.headers[HEADER] = str(token)
+        response: httpx.Response = self._send(request)
+        if (
+            token is not None
+            and response.status_code == 409
+            and _error_code(response) == "lease_lost"
+        ):
             error = _error_from_response(response)
             assert isinstance(error, SessionLeaseLostError)
             self._lose(error)
             raise error
+        return response
 
     def _lose(self, error: SessionLeaseLostError) -> None:
         if self.lost is None:
@@ -155,7 +153,7 @@ class SessionLease:
         if self.token is not None and method != "POST":
             request.headers[HEADER] = str(self.token)
         try:
-            response: httpx.Response = self.repository._send(request)
+            response: httpx.Response = self._send(request)
         except _RetryableFailure as failure:
             raise failure.give_up(self.repository._client.base_url) from failure.cause
         return response
@@ -259,7 +257,7 @@ class SessionLease:
         try:
             request = _request("DELETE", self._path)
             request.headers[HEADER] = str(token)
-            response = self.repository._send(request)
+            response = self._send(request)
             if response.status_code != 204:
                 logger.warning(
                     "session_id=<%s> | lease release answered %d; it expires within %ss",
@@ -287,7 +285,7 @@ class SessionLease:
         session, or None when it does not exist."""
         request = _request("GET", _path("sessions", self.session_id, *path))
         try:
-            response = self.repository._send(request)
+            response = self._send(request)
         except _RetryableFailure as failure:
             raise failure.give_up(self.repository._client.base_url) from failure.cause
         if response.status_code == 404:

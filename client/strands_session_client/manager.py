@@ -51,6 +51,11 @@ class HTTPSessionManager(RepositorySessionManager):
         """Connect to the service and read or create the session."""
         if repository is not None and (options or base_url):
             raise InvalidSessionValueError("pass either repository or base_url/options, not both")
+        if repository is not None and exclusive:
+            # The lease fences the repository's writes: it cannot be shared with another manager.
+            raise InvalidSessionValueError(
+                "exclusive=True builds its own repository: pass base_url"
+            )
         self._owns_repository = repository is None
         self.repository = repository or HTTPSessionRepository(base_url, **options)
         self.exclusive: ExclusiveHooks | None = None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from service.errors import InvalidRequest
 from service.http import JSONRoute, respond
-from service.leases import HEADER, LeaseOut, LeaseRequest, LeaseToken
+from service.leases import HEADER, LeaseOut, LeaseRequest, LeaseToken, LeaseView
 from service.models import timestamp
 from service.routes import SessionId, Svc, errors, location
 from service.store import leases as store
@@ -58,7 +58,7 @@ async def acquire_lease(
 
 @router.get(
     "",
-    response_model=LeaseOut,
+    response_model=LeaseView,
     responses=errors(404),
     summary="Read the session's live lease (without its token); 404 when there is none",
 )
