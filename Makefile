@@ -22,6 +22,7 @@ run: $(STAMP) ## serve the API (embedded database when DATABASE_URL is unset)
 	$(PY) -m service
 
 test: $(STAMP) ## the whole suite against real PostgreSQL
+	sh tests/ui/ensure_chromium.sh
 	$(PY) -m pytest
 
 migrate: $(STAMP) ## apply migrations and exit

@@ -53,6 +53,7 @@ from service.routes import (
 )
 from service.settings import Settings, redact_dsn
 from service.sweeper import Sweeper
+from service.ui import install as install_ui
 
 log = logging.getLogger("service")
 
@@ -296,6 +297,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     ):
         app.include_router(router)
     app.include_router(metrics_route.router)
+    install_ui(app)  # the session browser under /ui, and the front page
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
