@@ -194,7 +194,7 @@ def test_a_paused_holder_is_fenced_off_after_another_took_over(
     workers, client_server_url, session_id
 ):
     start, go = workers
-    holder = start("A", delay=4, lease_ttl=2)
+    holder = start("A", delay=5, lease_ttl=3)
     taker = start("B", delay=0.05, lease_ttl=30, lease_wait=60)
     holder.ready(), taker.ready()
     lease_url = f"{client_server_url}/api/v1/sessions/{session_id}/lease"
