@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The session backend: `python -m service` on 0.0.0.0:$PORT as an unprivileged user.
 # Build: docker build -t strands-session-backend:latest .
 # The service finds sql/ and migrations/ next to the `service` package, so the source tree
@@ -13,9 +12,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /build
 COPY pyproject.toml ./
 # Dependencies only, read from pyproject.toml: this layer is rebuilt only when they change.
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+# The server imports none of strands-cli's own dependencies (the CLI ships in the same
+# distribution; the Strands client, with strands-agents, is ./client and not installed here);
+# the venv's pip and setuptools go once the install is done.
+RUN python -c "import re, tomllib; server_only = lambda d: re.split(r'[^A-Za-z0-9_.-]', d)[0].lower() not in {'click', 'rich', 'httpx'}; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(filter(server_only, deps)) + '\n')" \
     && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 
 FROM python:3.11-slim-bookworm
@@ -29,7 +32,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     WORKERS=1 \
     LOG_FORMAT=json
 
-RUN groupadd --system --gid 10001 app \
+# No installer in the runtime image: the base's own pip, setuptools and wheel go too.
+RUN python -c "import glob, importlib.util, os, shutil; [shutil.rmtree(p) for name in ('pip', 'setuptools', 'wheel') if (spec := importlib.util.find_spec(name)) for p in [os.path.dirname(spec.origin), *glob.glob(os.path.dirname(os.path.dirname(spec.origin)) + '/' + name + '-*-info')]]" \
+    && rm -f /usr/local/bin/pip /usr/local/bin/pip3* /usr/local/bin/wheel \
+    && groupadd --system --gid 10001 app \
     && useradd --system --no-log-init --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
 
 COPY --from=builder /opt/venv /opt/venv
@@ -39,6 +45,8 @@ COPY pyproject.toml ./
 COPY sql ./sql
 COPY migrations ./migrations
 COPY service ./service
+# Compiled once here: a read-only root file system (Kubernetes) could not cache them at start.
+RUN python -m compileall -q service
 
 USER 10001:10001
 EXPOSE 8000

@@ -223,7 +223,7 @@ async def _connect(app: FastAPI, svc: Services) -> None:
         return
     svc.cursors = Cursors(await _cursor_secret(svc.db))
     if settings.cache_enabled:
-        svc.listener = InvalidationListener(svc.db.dsn, svc.cache)
+        svc.listener = InvalidationListener(settings.direct_dsn(svc.db.dsn), svc.cache)
         svc.listener.start()
     svc.db.accepting = True
     log.info("connected to %s", redact_dsn(svc.db.dsn))

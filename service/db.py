@@ -36,7 +36,7 @@ from service.errors import (
     outcome_unknown,
 )
 from service.queries import Q
-from service.settings import Settings
+from service.settings import Pooler, Settings
 from service.writes import HEADER, Key, Write
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,32 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     return None
 
 
+def _session_settings(s: Settings) -> dict[str, Any]:
+    """The pool's per-connection settings: startup parameters, or a client-side statement
+    timeout where a transaction pooler stands in between.
+
+    PgBouncer refuses startup parameters it does not track (its `ignore_startup_parameters`
+    would drop them silently), and a `SET` would reach only one of its server connections.
+    So behind one the statement timeout is asyncpg's `command_timeout`: past it asyncpg sends a
+    cancel request, which PgBouncer forwards to the server connection running the statement.
+    The idle-in-transaction limit is then PgBouncer's `idle_transaction_timeout`
+    (docs/deploy.md).
+    """
+    timeout_ms = int(s.db_statement_timeout_seconds * 1000)
+    if s.db_pooler is Pooler.transaction:
+        return {
+            "command_timeout": s.db_statement_timeout_seconds,
+            "server_settings": {"application_name": APPLICATION_NAME},
+        }
+    return {
+        "server_settings": {
+            "application_name": APPLICATION_NAME,
+            "statement_timeout": str(timeout_ms),
+            "idle_in_transaction_session_timeout": str(timeout_ms * 2),
+        }
+    }
+
+
 class Database:
     """The pool of one service process, with retries and health figures."""
 
@@ -139,13 +165,7 @@ class Database:
             # asyncpg still rolls back a transaction left open.
             reset=_keep_session,
             connection_class=telemetry.connection_class(),
-            server_settings={
-                "application_name": APPLICATION_NAME,
-                "statement_timeout": str(int(s.db_statement_timeout_seconds * 1000)),
-                "idle_in_transaction_session_timeout": str(
-                    int(s.db_statement_timeout_seconds * 2000)
-                ),
-            },
+            **_session_settings(s),
         )
 
     async def close(self) -> None:

@@ -2,10 +2,11 @@
 
 Writes send notices through triggers (migration 0002), delivered only on COMMIT. Each replica
 listens on its own connection (not a pooled one: a pooled connection would drop the LISTEN on
-release) and drops the named entries at once. A lost listener connection means notices may have
-been missed: the cache is cleared, bypassed in `bounded` mode until the listener is back, and the
-connection re-established with backoff. A periodic round trip notices a connection that died
-silently.
+release) and drops the named entries at once. That connection goes to DATABASE_DIRECT_URL: a
+transaction-pooling PgBouncer would hand the LISTEN's server connection to other clients and
+never deliver a notice. A lost listener connection means notices may have been missed: the cache
+is cleared, bypassed in `bounded` mode until the listener is back, and the connection
+re-established with backoff. A periodic round trip notices a connection that died silently.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ APPLICATION_NAME = "strands-session-backend-listener"
 
 
 class InvalidationListener:
+    """LISTEN on `dsn` (a direct connection to PostgreSQL) and drop what the notices name."""
+
     def __init__(self, dsn: str, cache: ResponseCache, heartbeat_seconds: float = 5.0) -> None:
         self.dsn = dsn
         self.cache = cache
@@ -60,6 +63,8 @@ class InvalidationListener:
                 conn = await asyncpg.connect(
                     self.dsn,
                     timeout=5,
+                    # It only ever pings: no prepared statement to clash with a pooler's.
+                    statement_cache_size=0,
                     server_settings={"application_name": APPLICATION_NAME},
                 )
                 lost = asyncio.Event()

@@ -29,6 +29,11 @@ class LogFormat(StrEnum):
     text = "text"
 
 
+class Pooler(StrEnum):
+    none = "none"
+    transaction = "transaction"
+
+
 class Environment(StrEnum):
     development = "development"
     production = "production"
@@ -45,6 +50,17 @@ class Settings(BaseSettings):
         None,
         description="PostgreSQL DSN (postgresql://user:password@host:port/db). "
         "Unset: start the embedded default database under EMBEDDED_DATA_DIR.",
+    )
+    database_direct_url: SecretStr | None = Field(
+        None,
+        description="DSN straight to PostgreSQL, bypassing any pooler: the cache-invalidation "
+        "listener (LISTEN) and the sweeper (advisory lock) use it. Unset: DATABASE_URL.",
+    )
+    db_pooler: Pooler = Field(
+        Pooler.none,
+        description="`transaction`: DATABASE_URL goes through a transaction-pooling PgBouncer "
+        "(needs DATABASE_DIRECT_URL; statement cache 0 and no lost-write settling unless set; "
+        "timeouts applied per statement).",
     )
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
@@ -171,7 +187,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown logging level {value!r}")
         return level
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_direct_url")
     @classmethod
     def _postgres_dsn(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -189,11 +205,27 @@ class Settings(BaseSettings):
             raise ValueError("API_KEYS: required when ENVIRONMENT=production")
         if "*" in self.cors_origins and len(self.cors_origins) > 1:
             raise ValueError("CORS_ORIGINS: '*' cannot be combined with other origins")
+        if self.db_pooler is Pooler.transaction:
+            # LISTEN and session-level advisory locks need a connection of their own, which
+            # transaction pooling does not give: they must reach PostgreSQL directly.
+            if self.database_direct_url is None:
+                raise ValueError("DATABASE_DIRECT_URL: required when DB_POOLER=transaction")
+            # PgBouncer before 1.21 cannot hold prepared statements across transactions.
+            if "db_statement_cache_size" not in self.model_fields_set:
+                self.db_statement_cache_size = 0
+            # A lost write's server process is PgBouncer's to reuse, not ours to terminate.
+            if "db_settle_lost_writes" not in self.model_fields_set:
+                self.db_settle_lost_writes = False
         return self
 
     @property
     def dsn(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None
+
+    def direct_dsn(self, dsn: str) -> str:
+        """Where connections that must not be pooled per transaction go: DATABASE_DIRECT_URL,
+        else `dsn` (the one the pool uses)."""
+        return self.database_direct_url.get_secret_value() if self.database_direct_url else dsn
 
     @property
     def cache_enabled(self) -> bool:

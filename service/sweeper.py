@@ -8,7 +8,8 @@ session-level advisory lock `sweep_lock`: only one replica sweeps at a time, and
 the round. The lock goes with the connection, so a replica that dies mid-round frees it. A round
 deletes batches of SWEEP_BATCH_SIZE sessions, each in its own short transaction (`FOR UPDATE
 SKIP LOCKED`: a session a request holds is left for the next round), until a batch comes back
-short.
+short. The connection goes to DATABASE_DIRECT_URL: a session-level lock taken through a
+transaction-pooling PgBouncer would stay on a server connection other clients then use.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Sweeper:
     """The background task of one process, with its figures (`deleted` feeds /metrics)."""
 
     def __init__(self, dsn: str, settings: Settings) -> None:
-        self.dsn = dsn
+        self.dsn = settings.direct_dsn(dsn)
         self.interval = settings.sweep_interval_seconds
         self.batch_size = settings.sweep_batch_size
         self.statement_timeout_ms = int(settings.db_statement_timeout_seconds * 1000)

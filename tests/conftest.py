@@ -15,12 +15,14 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 
 from service import migrate
 from service.app import create_app
 from service.embedded import EmbeddedPostgres
 from service.settings import Settings
 from tests import contract
+from tests.pgbouncer import through
 from tests.support import (
     ServiceProcess,
     admin_execute,
@@ -30,6 +32,9 @@ from tests.support import (
 )
 
 LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Set by tests/test_pgbouncer.py, which runs the HTTP tests again through a transaction-pooling
+# PgBouncer on this port (LISTEN and the sweeper's lock going straight to PostgreSQL).
+PGBOUNCER_PORT = os.environ.get("TEST_PGBOUNCER_PORT")
 
 
 def _answers(dsn: str) -> bool:
@@ -85,10 +90,18 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def app_for(dsn: str, **overrides: object) -> FastAPI:
+    """The app on the database `dsn`, through PgBouncer when TEST_PGBOUNCER_PORT is set."""
+    if PGBOUNCER_PORT:
+        overrides = {"db_pooler": "transaction", "database_direct_url": dsn, **overrides}
+        dsn = through(dsn, int(PGBOUNCER_PORT))
+    return create_app(make_settings(**overrides), dsn=dsn)
+
+
 @pytest.fixture
 def app_factory(database_url: str) -> Callable[..., object]:
     def build(**overrides: object) -> object:
-        return create_app(make_settings(**overrides), dsn=database_url)
+        return app_for(database_url, **overrides)
 
     return build
 
@@ -96,7 +109,7 @@ def app_factory(database_url: str) -> Callable[..., object]:
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """HTTP to the app in this process (ASGI), started against this test's database."""
-    async with app_client(create_app(make_settings(), dsn=database_url)) as http:
+    async with app_client(app_for(database_url)) as http:
         yield http
 
 
@@ -127,6 +140,13 @@ def service_process(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
     def start(env: dict[str, str], *args: str, wait: bool = True) -> ServiceProcess:
+        if PGBOUNCER_PORT and env.get("DATABASE_URL"):
+            env = {
+                **env,
+                "DATABASE_URL": through(env["DATABASE_URL"], int(PGBOUNCER_PORT)),
+                "DATABASE_DIRECT_URL": env["DATABASE_URL"],
+                "DB_POOLER": "transaction",
+            }
         proc = ServiceProcess(env, tmp_path / f"service-{len(started)}.log", args)
         started.append(proc)
         if wait:
@@ -150,7 +170,7 @@ def module_database_url(admin_dsn: str, template_db: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def api(module_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """HTTP to the app (ASGI) with `check_response` run on every response."""
-    async with app_client(create_app(make_settings(), dsn=module_database_url)) as http:
+    async with app_client(app_for(module_database_url)) as http:
         http.event_hooks["response"].append(contract.checked)
         yield http
 

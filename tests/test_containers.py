@@ -146,3 +146,20 @@ def test_collector_config_parses_and_uses_its_receivers() -> None:
     assert scrape["static_configs"][0]["targets"] == ["api:8000"]
     mounted = _compose()["services"]["otel-collector"]["volumes"][0]
     assert mounted.startswith("./deploy/otel-collector.yaml:")
+
+
+def test_compose_healthchecks_use_the_shell_form() -> None:
+    """podman's Docker-compatible API re-splits exec-form (`CMD`) arguments on whitespace, which
+    breaks `python -c "…"`; one `CMD-SHELL` string works under Docker and podman alike."""
+    for name, service in _compose()["services"].items():
+        check = service.get("healthcheck", {})
+        if check.get("disable"):
+            continue
+        if "test" in check:
+            assert check["test"][0] == "CMD-SHELL", f"{name}: {check['test']}"
+
+
+def test_dockerfile_needs_no_registry_frontend() -> None:
+    """A `# syntax=` line makes BuildKit pull a frontend image first: air-gapped builds fail."""
+    first = (ROOT / "Dockerfile").read_text().lstrip().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE)
