@@ -18,12 +18,11 @@ import backoff
 import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__, migrate
+from service import __version__, migrate, writes
 from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
@@ -38,6 +37,7 @@ from service.errors import (
 )
 from service.http import send_error
 from service.listener import InvalidationListener
+from service.middleware import Cors, EncodedSeparatorGuard
 from service.paging import Cursors
 from service.queries import Q
 from service.routes import (
@@ -297,21 +297,26 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     ):
         app.include_router(router)
     app.include_router(metrics_route.router)
+    writes.document(app)
     install_ui(app)  # the session browser under /ui, and the front page
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # Outermost to innermost (each add_middleware wraps the ones before): request id, metrics,
+    # CORS, API keys, the separator guard, then the routes.
+    app.add_middleware(EncodedSeparatorGuard)
+    app.add_middleware(ApiKeyMiddleware, settings=settings)
     if settings.cors_origins:
-        # Bearer keys travel in a header, never in cookies: credentials stay off.
+        # Outside the key check: preflights carry no key. Bearer keys travel in a header,
+        # never in cookies: credentials stay off.
         app.add_middleware(
-            CORSMiddleware,
+            Cors,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "X-Request-ID", "Location"],
+            expose_headers=["ETag", "X-Request-ID", "Location", "Idempotency-Key", "Retry-After"],
         )
-    app.add_middleware(ApiKeyMiddleware, settings=settings)
     metrics.install(app)  # inside the request id, which the access lines carry
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     if not settings.api_keys:

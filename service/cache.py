@@ -9,6 +9,9 @@ primary-key lookup, so no replica ever serves a value older than the latest comm
 saves the transfer and encoding of large state, not the round trip. `bounded` serves hits without
 touching the database and relies on invalidation, so another replica's write shows after the
 notice arrives (milliseconds) or, at worst, after the TTL.
+
+The cache is bounded twice: CACHE_MAX_ENTRIES entries and CACHE_MAX_BYTES bytes of bodies (the
+oldest go first); a body larger than CACHE_MAX_ENTRY_SHARE of the byte bound is not cached at all.
 """
 
 from __future__ import annotations
@@ -49,9 +52,13 @@ class ResponseCache:
         self.strict = settings.cache_mode is CacheMode.strict
         self.ttl = settings.cache_ttl_seconds
         self.max_entries = settings.cache_max_entries
+        self.max_bytes = settings.cache_max_bytes
+        self.max_entry_bytes = int(settings.cache_max_bytes * settings.cache_max_entry_share)
+        self.bytes = 0  # bodies held
         # No per-call timeout: each would wrap a dict lookup in asyncio.wait_for.
         self._cache = SimpleMemoryCache(serializer=NullSerializer(), timeout=None)
-        self._keys: dict[str, None] = {}  # insertion order: the oldest is evicted first
+        # Insertion order, with each body's size: the oldest is evicted first.
+        self._keys: dict[str, int] = {}
         self._by_session: dict[str, set[str]] = {}
         self.hits = 0
         self.misses = 0
@@ -81,11 +88,18 @@ class ResponseCache:
         """Remember a committed read begun at `generation`; evicts the oldest past the bound."""
         if not self.enabled or generation != self.generation:
             return
-        if key not in self._keys and len(self._keys) >= self.max_entries:
-            oldest = next(iter(self._keys))
-            await self._forget(oldest)
+        size = len(entry.body)
+        if size > self.max_entry_bytes:
+            await self._forget(key)  # an older, smaller body must not stay in its place
+            return
+        await self._forget(key)
+        while self._keys and (
+            len(self._keys) >= self.max_entries or self.bytes + size > self.max_bytes
+        ):
+            await self._forget(next(iter(self._keys)))
         await self._cache.set(key, entry, ttl=self.ttl)
-        self._keys[key] = None
+        self._keys[key] = size
+        self.bytes += size
         self._by_session.setdefault(session_id, set()).add(key)
 
     async def drop(self, key: str) -> None:
@@ -114,10 +128,11 @@ class ResponseCache:
         await self._cache.clear()
         self._keys.clear()
         self._by_session.clear()
+        self.bytes = 0
 
     async def _forget(self, key: str) -> None:
         await self._cache.delete(key)
-        self._keys.pop(key, None)
+        self.bytes -= self._keys.pop(key, 0)
         session_id = key.split("\0")[1]
         keys = self._by_session.get(session_id)
         if keys is not None:
@@ -130,6 +145,7 @@ class ResponseCache:
             "enabled": self.enabled,
             "mode": "strict" if self.strict else "bounded",
             "entries": len(self._keys),
+            "bytes": self.bytes,
             "hits": self.hits,
             "misses": self.misses,
         }

@@ -124,6 +124,9 @@ class Database:
         self.pool: asyncpg.Pool | None = None
         self.accepting = False  # set once start-up (migrations, cursor key) is complete
         self.retries = 0
+        # Exports hold a pooled connection while they stream: at most this many at once, so
+        # that they never take the connections the other requests need.
+        self.exports = asyncio.Semaphore(settings.export_max_concurrent)
         # Checks run inside every write under a session, before it (see `write`).
         self.pre_write: list[PreWriteCheck] = []
         # Writes whose connection was lost mid-flight, and how many of those were found out.
@@ -213,7 +216,7 @@ class Database:
                     # A connection that died mid-statement surfaces as whatever asyncpg was
                     # doing (InternalClientError from the ROLLBACK, say): the cause is the
                     # connection, and the transaction can be retried.
-                    if conn.is_closed():
+                    if _closed(cast(asyncpg.Connection, conn)):
                         raise ConnectionLost(f"connection lost: {exc.__class__.__name__}") from exc
                     raise
                 done = True

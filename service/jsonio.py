@@ -49,6 +49,8 @@ def loads(data: bytes, *, max_depth: int = 64) -> Any:
             _check_strings(value)
         except UnicodeError:
             raise JSONError("body is not valid UTF-8 text (lone surrogate?)") from None
+        except RecursionError:  # nested deeper than the interpreter's stack: far past max_depth
+            raise JSONError(f"body is nested deeper than {max_depth} levels") from None
         except (json.JSONDecodeError, ValueError) as exc:
             raise JSONError(f"body is not valid JSON: {exc}") from None
     if _depth(value, max_depth) > max_depth:

@@ -7,9 +7,12 @@ started together do not collide each time). A round runs on a dedicated connecti
 session-level advisory lock `sweep_lock`: only one replica sweeps at a time, and the others skip
 the round. The lock goes with the connection, so a replica that dies mid-round frees it. A round
 deletes batches of SWEEP_BATCH_SIZE sessions, each in its own short transaction (`FOR UPDATE
-SKIP LOCKED`: a session a request holds is left for the next round), until a batch comes back
-short. The connection goes to DATABASE_DIRECT_URL: a session-level lock taken through a
-transaction-pooling PgBouncer would stay on a server connection other clients then use.
+SKIP LOCKED`: a session a write holds, FOR KEY SHARE until it commits, is left for the next round;
+the delete checks the expiry again on the row it locked, so an expiry moved meanwhile holds),
+until a batch comes back short. Then it forgets idempotency keys older than
+IDEMPOTENCY_TTL_SECONDS, in batches of the same size. The connection goes to
+DATABASE_DIRECT_URL: a session-level lock taken through a transaction-pooling PgBouncer would stay
+on a server connection other clients then use.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ APPLICATION_NAME = "strands-session-backend-sweeper"
 
 
 async def sweep(
-    conn: asyncpg.Connection, batch_size: int, on_batch: Callable[[int], None] = lambda n: None
+    conn: asyncpg.Connection,
+    batch_size: int,
+    on_batch: Callable[[int], None] = lambda n: None,
+    key_ttl_seconds: float = 86_400.0,
 ) -> tuple[int, int] | None:
     """One round on `conn`: (sessions deleted, batches), or None when another holds the lock.
 
     `on_batch(n)` follows each committed batch. The lock is session-level: the caller closes
-    `conn` (or it stays held).
+    `conn` (or it stays held). Idempotency keys older than `key_ttl_seconds` go too.
     """
     if not await conn.fetchval(Q["sweep_lock"]):
         return None
@@ -47,7 +53,12 @@ async def sweep(
         deleted += len(rows)
         batches += 1
         if len(rows) < batch_size:
-            return deleted, batches
+            break
+    while (
+        await conn.fetchval(Q["sweep_idempotency_keys"], key_ttl_seconds, batch_size) == batch_size
+    ):
+        pass
+    return deleted, batches
 
 
 class Sweeper:
@@ -57,6 +68,7 @@ class Sweeper:
         self.dsn = settings.direct_dsn(dsn)
         self.interval = settings.sweep_interval_seconds
         self.batch_size = settings.sweep_batch_size
+        self.key_ttl_seconds = settings.idempotency_ttl_seconds
         self.statement_timeout_ms = int(settings.db_statement_timeout_seconds * 1000)
         self.connect_timeout = settings.db_connect_timeout_seconds
         self.deleted = 0  # sessions deleted by this process since start-up
@@ -101,7 +113,7 @@ class Sweeper:
         )
         started = time.perf_counter()
         try:
-            outcome = await sweep(conn, self.batch_size, self._count)
+            outcome = await sweep(conn, self.batch_size, self._count, self.key_ttl_seconds)
         except BaseException:
             conn.terminate()  # closing gracefully could wait on a cancelled statement
             raise

@@ -9,6 +9,7 @@ versions are new (a version is never reused, so one from elsewhere is not taken 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
@@ -40,19 +41,31 @@ T = TypeVar("T")
 
 @asynccontextmanager
 async def _connection(db: Database) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection for a whole export (not retried: bytes may already be out)."""
+    """A pooled connection for a whole export (not retried: bytes may already be out), under
+    the exports' own semaphore (EXPORT_MAX_CONCURRENT): waiting for it is bounded like waiting
+    for the pool, then 503."""
     if not db.accepting or db.pool is None:
         raise ServiceUnavailable("the database is not connected yet; retry shortly")
     try:
-        conn = await db.pool.acquire(timeout=db.settings.db_acquire_timeout_seconds)
-    except asyncpg.PostgresError as exc:
-        raise from_database(exc) from exc
-    except TRANSIENT as exc:
-        raise from_database(exc) from exc
+        async with asyncio.timeout(db.settings.db_acquire_timeout_seconds):
+            await db.exports.acquire()
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"{db.settings.export_max_concurrent} exports are running already; retry shortly"
+        ) from None
     try:
-        yield cast(asyncpg.Connection, conn)
+        try:
+            conn = await db.pool.acquire(timeout=db.settings.db_acquire_timeout_seconds)
+        except asyncpg.PostgresError as exc:
+            raise from_database(exc) from exc
+        except TRANSIENT as exc:
+            raise from_database(exc) from exc
+        try:
+            yield cast(asyncpg.Connection, conn)
+        finally:
+            await db.pool.release(conn)
     finally:
-        await db.pool.release(conn)
+        db.exports.release()
 
 
 def _stamps(row: Any) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
@@ -81,3 +83,33 @@ async def write_of(
         given=given is not None,
     )
     return Write(key, session_id, request.headers)
+
+
+_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "One key per logical write, the same on every retry of it: a repeat answers "
+    "the first outcome and applies nothing; the same key with another request is 422. Kept "
+    "IDEMPOTENCY_TTL_SECONDS (24 h).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+
+
+def document(app: FastAPI) -> None:
+    """Describe the Idempotency-Key header on every write of /api/v1 in the OpenAPI document
+    (the routes read it through `write_of`, not as a parameter of each handler)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path, item in schema.get("paths", {}).items():
+                if not path.startswith("/api/v1/"):
+                    continue
+                for method in ("post", "put", "delete"):
+                    if method in item:
+                        item[method].setdefault("parameters", []).append(dict(_PARAMETER))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

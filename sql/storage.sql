@@ -45,15 +45,23 @@ SELECT key
  LIMIT $3;
 
 -- name: scan_objects
--- Keys and bytes in [$1, $2) in key order, read through a cursor by search.
-SELECT key, data
+-- Keys and sizes in [$1, $2) in key order, read through a cursor by search (octet_length reads
+-- the size without fetching the value).
+SELECT key, octet_length(data) AS size
   FROM storage_objects
  WHERE key >= $1 AND key < $2
  ORDER BY key;
 
 -- name: scan_objects_unbounded
--- Keys and bytes from $1 on in key order, read through a cursor by search.
-SELECT key, data
+-- Keys and sizes from $1 on in key order, read through a cursor by search.
+SELECT key, octet_length(data) AS size
   FROM storage_objects
  WHERE key >= $1
+ ORDER BY key;
+
+-- name: read_objects
+-- The bytes under keys $1, in key order: a search reads a bounded group at a time.
+SELECT key, data
+  FROM storage_objects
+ WHERE key = ANY($1::text[])
  ORDER BY key;

@@ -6,6 +6,7 @@ import os
 import pathlib
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -65,7 +66,7 @@ def test_data_survives_restart(open_dir: pathlib.Path, make_pg: Factory) -> None
     data_dir = open_dir / "proj" / ".data" / "postgres"
     pg = make_pg(data_dir)
     dsn = pg.start()
-    assert dsn.startswith("postgresql://postgres@127.0.0.1:")
+    assert dsn.startswith("postgresql://postgres@/postgres?host=")  # a Unix socket, no TCP
     assert pg.dsn == dsn
     assert (data_dir / "PG_VERSION").is_file()
     assert query(dsn, "SELECT 1") == [(1,)]
@@ -131,7 +132,8 @@ def test_failure_is_a_clear_error(open_dir: pathlib.Path, make_pg: Factory) -> N
     data_dir = open_dir / "not-empty"
     data_dir.mkdir()
     (data_dir / "stray.txt").write_text("not a cluster")
-    with pytest.raises(EmbeddedError, match="initdb failed"):
+    # As root the folder is refused before initdb (it was not created here); else initdb fails.
+    with pytest.raises(EmbeddedError, match=r"initdb failed|not created here"):
         make_pg(data_dir).start()
 
 
@@ -146,3 +148,82 @@ def test_runuser_fallback_without_setpriv(
     )
     with make_pg(open_dir / "pg") as pg:
         assert query(pg.dsn, "SELECT 4") == [(4,)]
+
+
+# --- privacy, symbolic links, pid files ----------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs another local user (runuser)")
+def test_no_other_local_user_can_connect(open_dir: pathlib.Path, make_pg: Factory) -> None:
+    with make_pg(open_dir / "pg") as pg:
+        assert query(pg.dsn, "SHOW listen_addresses") == [("",)]  # no TCP at all
+        port = query(pg.dsn, "SHOW port")[0][0]
+        socket_dir = query(pg.dsn, "SHOW unix_socket_directories")[0][0]
+        psql = str(find_binaries() / "psql")
+        if not os.path.exists(psql):
+            psql = shutil.which("psql") or "psql"
+        for host in (str(socket_dir), "127.0.0.1"):
+            result = subprocess.run(
+                [
+                    *("runuser", "-u", "nobody", "--", psql, "-X", "-h", host, "-p", str(port)),
+                    *("-U", "postgres", "-d", "postgres", "-c", "SELECT 1"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert result.returncode != 0, (host, result.stdout)
+            assert "Permission denied" in result.stderr or "refused" in result.stderr, result.stderr
+
+
+def test_a_data_dir_under_a_symlink_is_refused(open_dir: pathlib.Path, make_pg: Factory) -> None:
+    target = open_dir / "elsewhere"
+    target.mkdir()
+    (target / "precious.txt").write_text("x")
+    before = {p: p.lstat() for p in (target, target / "precious.txt")}
+    (open_dir / "link").symlink_to(target)
+    for data_dir in (open_dir / "link", open_dir / "link" / "postgres"):
+        with pytest.raises(EmbeddedError, match="symbolic link"):
+            make_pg(data_dir).start()
+    for path, old in before.items():
+        new = path.lstat()
+        assert (new.st_uid, new.st_gid, new.st_mode) == (old.st_uid, old.st_gid, old.st_mode)
+    assert sorted(p.name for p in target.iterdir()) == ["precious.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks the root-only path")
+def test_a_folder_it_did_not_create_keeps_its_owner(
+    open_dir: pathlib.Path, make_pg: Factory
+) -> None:
+    data_dir = open_dir / "mine"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "notes.txt").write_text("x")
+    with pytest.raises(EmbeddedError, match="not created here"):
+        make_pg(data_dir).start()
+    assert data_dir.stat().st_uid == 0 and (data_dir / "notes.txt").stat().st_uid == 0
+
+
+def test_a_pid_file_naming_another_process_is_never_signalled(
+    open_dir: pathlib.Path, make_pg: Factory
+) -> None:
+    data_dir = open_dir / "pg"
+    pg = make_pg(data_dir)
+    pg.start()
+    pid_file = data_dir / "postmaster.pid"
+    original = pid_file.read_text()
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        lines = original.splitlines()
+        pid_file.write_text("\n".join([str(bystander.pid), *lines[1:]]) + "\n")
+        # Neither reused as a running server nor signalled on stop.
+        assert make_pg(data_dir)._running_dsn() is None
+        pg.stop()
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+        pid_file.write_text(original)
+    pg._started, pg._pid = True, int(original.splitlines()[0])
+    pg.stop()  # the pid is the server's again: stopped
+    assert not pid_file.exists()

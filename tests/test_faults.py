@@ -247,7 +247,7 @@ def check_answer(drill: Drill, case: Case, sid: str, r: httpx.Response) -> bool:
 @pytest.mark.parametrize("client_key", [True, False], ids=["client key", "no key"])
 @pytest.mark.parametrize("mode", ["after", "before"])
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize("round_", range(ROUNDS), ids=[f"round {i}" for i in range(ROUNDS)])
+@pytest.mark.parametrize("round_", range(ROUNDS), ids=[f"round{i}" for i in range(ROUNDS)])
 def test_a_lost_answer_never_applies_a_write_twice(
     drill: Drill, case: Case, mode: str, client_key: bool, round_: int
 ) -> None:

@@ -128,11 +128,15 @@ async def search_objects(
     normalized = normalize_prefix(prefix)
     words = query_words(q)
     # A transaction: the search reads through a server-side cursor, which needs one.
-    hits = await svc.db.transaction(store.search_objects, normalized, words, limit) if words else []
+    hits = (
+        await svc.db.transaction(store.search_objects, normalized, words, limit, include_data)
+        if words
+        else []
+    )
     items: list[dict[str, Any]] = []
     for key, score, data in hits:
         item: dict[str, Any] = {"key": key, "score": float(score)}
         if include_data:
-            item["data"] = base64.b64encode(data).decode()
+            item["data"] = base64.b64encode(data or b"").decode()
         items.append(item)
     return respond({"items": items, "next_cursor": None})

@@ -11,7 +11,8 @@ from service.objects import score, successor
 from service.queries import Q
 from service.writes import Key
 
-SCAN_BATCH = 200  # rows per cursor fetch while searching
+SCAN_BATCH = 500  # keys per cursor fetch while searching
+SEARCH_GROUP_BYTES = 4 * 1024 * 1024  # values read and scored at once (one, when larger)
 
 
 async def write_object(
@@ -44,21 +45,50 @@ async def list_objects(conn: asyncpg.Connection, prefix: str, after: str, limit:
 
 
 async def search_objects(
-    conn: asyncpg.Connection, prefix: str, words: set[str], limit: int
-) -> list[tuple[str, int, bytes]]:
-    """The `limit` best (key, score, data) under `prefix`: a cursor scan, scored off the
-    event loop, keeping only the best `limit` as it goes."""
+    conn: asyncpg.Connection, prefix: str, words: set[str], limit: int, with_data: bool
+) -> list[tuple[str, int, bytes | None]]:
+    """The `limit` best (key, score, data) under `prefix`, best first, ties in key order; data
+    only `with_data`.
+
+    Memory stays flat whatever the objects' sizes: the scan reads keys and sizes through a
+    cursor, values are read and scored a group of about SEARCH_GROUP_BYTES at a time (scored
+    off the event loop) and dropped, only (key, score) pairs are kept, and the values of the
+    final hits alone are read at the end.
+    """
     upper = successor(prefix)
     query, args = (
         (Q["scan_objects_unbounded"], (prefix,))
         if upper is None
         else (Q["scan_objects"], (prefix, upper))
     )
-    best: list[tuple[str, int, bytes]] = []
+    best: list[tuple[str, int]] = []
+    group: list[str] = []
+    group_bytes = 0
+
+    async def score_group() -> None:
+        nonlocal best, group, group_bytes
+        rows = await conn.fetch(Q["read_objects"], group)
+        entries = [(row["key"], row["data"]) for row in rows]
+        del rows
+        found = await asyncio.to_thread(score, words, entries, len(prefix))
+        del entries
+        # A stable sort: equal scores stay in key order, earlier keys first.
+        best = sorted([*best, *((key, hits) for key, hits, _ in found)], key=lambda h: -h[1])
+        best = best[:limit]
+        group, group_bytes = [], 0
+
     cursor = await conn.cursor(query, *args)
     while rows := await cursor.fetch(SCAN_BATCH):
-        entries = [(row["key"], row["data"]) for row in rows]
-        best += await asyncio.to_thread(score, words, entries, len(prefix))
-        # A stable sort: equal scores stay in key order, earlier keys first.
-        best = sorted(best, key=lambda hit: -hit[1])[:limit]
-    return best
+        for row in rows:
+            if group and group_bytes + row["size"] > SEARCH_GROUP_BYTES:
+                await score_group()
+            group.append(row["key"])
+            group_bytes += row["size"]
+    if group:
+        await score_group()
+    if not with_data or not best:
+        return [(key, hits, None) for key, hits in best]
+    data = {
+        row["key"]: row["data"] for row in await conn.fetch(Q["read_objects"], [k for k, _ in best])
+    }
+    return [(key, hits, data.get(key, b"")) for key, hits in best]
