@@ -12,8 +12,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /build
 COPY pyproject.toml ./
 # Dependencies only, read from pyproject.toml: this layer is rebuilt only when they change.
-# The server imports none of strands-cli's own dependencies (the CLI ships in the same
-# distribution; the Strands client, with strands-agents, is ./client and not installed here);
+# The server imports none of strands-cli's dependencies (strands-cli and the Strands client,
+# with strands-agents, are the ./client distribution, not installed here);
 # the venv's pip and setuptools go once the install is done.
 RUN python -c "import re, tomllib; server_only = lambda d: re.split(r'[^A-Za-z0-9_.-]', d)[0].lower() not in {'click', 'rich', 'httpx'}; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(filter(server_only, deps)) + '\n')" \
     && python -m venv /opt/venv \

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import errno
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from enum import Enum
@@ -15,12 +18,31 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
-from service import lifecycle, logs, migrate, telemetry
+from service import lifecycle, logs, migrate, startup, telemetry
 from service.embedded import EmbeddedError, EmbeddedPostgres
 from service.settings import Settings, redact_dsn
 
 log = logging.getLogger("service")
 USAGE = "usage: python -m service [serve|migrate|config|prune --older-than AGE [--dry-run]]"
+HELP = f"""{USAGE}
+
+The Strands session backend: an HTTP session store for Strands agents, in PostgreSQL.
+
+commands:
+  serve      serve the HTTP API (the default); docs at http://HOST:PORT/docs
+  migrate    apply the database migrations and exit; waits for a database that is still
+             starting (up to DB_CONNECT_DEADLINE_SECONDS)
+  config     print the effective configuration (passwords and keys as ***) and exit
+  prune      delete sessions inactive for longer than AGE (`prune --help` for its options)
+
+Configuration comes from the environment, then a .env file in the working directory:
+  DATABASE_URL  postgresql://user:password@host:port/db (unset: an embedded PostgreSQL in
+                EMBEDDED_DATA_DIR, ./.data/postgres by default)
+  HOST, PORT    where to listen (default 127.0.0.1:8000)
+  API_KEYS      comma-separated bearer keys; when set, /api/v1 requires one
+  LOG_LEVEL, LOG_FORMAT   INFO / text by default
+`python -m service config` lists every setting; README.md documents them.
+"""
 
 
 def load_settings() -> Settings:
@@ -109,10 +131,56 @@ def _exit_after_shutdown(_signum: int, _frame: object) -> None:
     sys.exit(_exit_code())
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (already in use, not allowed), or None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As uvicorn binds: a port in TIME_WAIT is free, a listening one is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (another server, or this one "
+                    f"already running?): set PORT to a free port, e.g. `PORT={port + 1} make run`"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}; check HOST and PORT"
+    return None
+
+
+def _migrate(dsn: str, settings: Settings) -> int:
+    """`migrate`: wait for the database like start-up does, then apply what is pending."""
+
+    async def apply() -> list[str]:
+        return await asyncio.to_thread(migrate.apply, dsn)
+
+    try:
+        applied = asyncio.run(
+            startup.reach_then(
+                dsn,
+                apply,
+                deadline=settings.db_connect_deadline_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
+            )
+        )
+    except (startup.PermanentDatabaseError, startup.DatabaseUnreachable) as exc:
+        log.critical("%s", exc)
+        return 1
+    print(f"applied {len(applied)} migration(s) to {redact_dsn(dsn)}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
+    if command in ("-h", "--help", "help"):
+        print(HELP, end="")
+        return 0
     if command not in ("serve", "migrate", "config", "prune"):
-        print(USAGE, file=sys.stderr)
+        print(
+            f"{USAGE}\nunknown command {command!r}; `python -m service --help` explains them",
+            file=sys.stderr,
+        )
         return 2
     pruning = lifecycle.options(argv[1:]) if command == "prune" else None  # bad ones exit 2
     settings = load_settings()
@@ -120,12 +188,15 @@ def main(argv: list[str]) -> int:
         print(describe(settings))
         return 0
     logs.configure(settings)
+    if command == "serve":
+        problem = port_problem(settings.host, settings.port)
+        if problem is not None:
+            log.critical("%s", problem)
+            return 1
     dsn, embedded = database_url(settings)
     try:
         if command == "migrate":
-            applied = migrate.apply(dsn)
-            print(f"applied {len(applied)} migration(s) to {redact_dsn(dsn)}")
-            return 0
+            return _migrate(dsn, settings)
         if pruning is not None:
             return lifecycle.run(dsn, pruning, settings)
         # Workers build their own app from the environment: hand them the resolved DSN.
@@ -150,7 +221,10 @@ def main(argv: list[str]) -> int:
         return _exit_code()
     finally:
         if embedded is not None:
+            owned = embedded.started
             embedded.stop()
+            if owned:
+                log.info("stopped the embedded database (its data stays in %s)", embedded.data_dir)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,20 @@ import secrets
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
-import backoff
-import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__, migrate, writes
+from service import __version__, apidocs, migrate, startup, writes
 from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
 from service.errors import (
     DATABASE_ERRORS,
-    TRANSIENT,
     InvalidId,
     InvalidRequest,
     NotFound,
@@ -184,39 +180,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _connect(app: FastAPI, svc: Services) -> None:
-    """Reach the database (with backoff until the deadline), migrate, load the cursor key."""
+    """Reach the database (with backoff until the deadline), migrate, load the cursor key.
+
+    An error waiting cannot fix (unknown database, authentication, TLS) stops start-up at once.
+    """
     settings = svc.settings
 
-    def waiting(details: Any) -> None:
-        log.warning(
-            "database unreachable (%s); retrying in %.1fs",
-            details["exception"].__class__.__name__,
-            details["wait"],
-        )
-
-    # psycopg's errors come from the migrations (yoyo), asyncpg's from the pool.
-    @backoff.on_exception(
-        backoff.expo,
-        (*TRANSIENT, asyncpg.PostgresError, psycopg.Error),
-        max_value=5,
-        max_time=settings.db_connect_deadline_seconds,
-        jitter=backoff.full_jitter,
-        on_backoff=waiting,
-    )
     async def start() -> None:
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate.apply, svc.db.dsn)
         await svc.db.connect()
 
     try:
-        await start()
-    except Exception as exc:
-        log.critical(
-            "cannot reach the database at %s within %.0fs (%s); giving up",
-            redact_dsn(svc.db.dsn),
-            settings.db_connect_deadline_seconds,
-            exc.__class__.__name__,
+        await startup.reach_then(
+            svc.db.dsn,
+            start,
+            deadline=settings.db_connect_deadline_seconds,
+            connect_timeout=settings.db_connect_timeout_seconds,
         )
+    except (startup.PermanentDatabaseError, startup.DatabaseUnreachable) as exc:
+        log.critical("%s", exc)
         global FATAL
         FATAL = True
         os.kill(os.getpid(), signal.SIGTERM)
@@ -273,7 +256,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     dsn = dsn or settings.dsn
     if dsn is None:
         raise ValueError("DATABASE_URL is unset; `python -m service` starts the embedded one")
-    app = FastAPI(
+    app = apidocs.documented_app(
         title="Strands session backend",
         version=__version__,
         description="Stores Strands sessions, agents, messages and multi-agent state in "
@@ -325,6 +308,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
             settings.host,
             settings.port,
         )
+    apidocs.declare_bearer_key(app, settings)
     telemetry.setup(app, os.environ)  # nothing at all unless OTEL_* asks for tracing
     return app
 

@@ -177,6 +177,11 @@ class EmbeddedPostgres:
         self._pid: int | None = None  # the server's pid, when this object started it
 
     @property
+    def started(self) -> bool:
+        """True when this object started the server, so that `stop()` stops it."""
+        return self._started
+
+    @property
     def dsn(self) -> str:
         """The server's DSN: `postgresql://postgres@/postgres?host=<socket dir>&port=<port>`."""
         if self._dsn is None:

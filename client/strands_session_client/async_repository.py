@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
-from strands.types.session import Session, SessionAgent, SessionMessage
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from .codec import _Request
 from .errors import SessionBackendError
@@ -15,10 +16,12 @@ from .operations import _Operation, _SessionOperations
 from .retry import (
     _DEFAULTS,
     _RETRY_EXCEPTIONS,
+    _attempt_timeout,
     _check_client_options,
     _client_options,
     _raise_if_retryable,
     _RetryableFailure,
+    _transport_failure,
 )
 
 if TYPE_CHECKING:
@@ -73,15 +76,22 @@ class AsyncHTTPSessionRepository(_SessionOperations):
     async def _send_once(self, request: _Request) -> httpx.Response:
         request.attempts += 1
         try:
+            timeout = _attempt_timeout(request, self.max_retry_time, self._client.timeout)
+        except _RetryableFailure:
+            request.attempts -= 1  # no attempt was made: the deadline had passed
+            raise
+        headers = {**self.default_headers, **request.headers} if self.default_headers else None
+        try:
             response = await self._client.request(
                 request.method,
                 request.path,
                 content=request.body,
                 params=request.params,
-                headers=request.headers,
+                headers=headers or request.headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except _RETRY_EXCEPTIONS as exc:
-            raise _RetryableFailure(request, cause=exc) from exc
+            raise _transport_failure(request, exc) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise SessionBackendError(
                 f"{request.method} {request.path}: {type(exc).__name__}: {exc}", code="transport"
@@ -133,6 +143,24 @@ class AsyncHTTPSessionRepository(_SessionOperations):
         """Delete a session with its agents, messages and multi-agent states; raise if missing."""
         await self._run(self._op_delete_session(session_id))
 
+    async def list_sessions(
+        self,
+        *,
+        limit: int | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        session_type: SessionType | str | None = None,
+        **kwargs: Any,
+    ) -> list[Session]:
+        """Sessions, newest first, following the service's pages (up to 1000 a request).
+
+        ``limit`` caps how many (None: all); ``created_after`` / ``created_before`` (aware
+        datetimes or ISO 8601 strings) and ``session_type`` are the service's filters.
+        """
+        return await self._run(
+            self._op_list_sessions(limit, created_after, created_before, session_type)
+        )
+
     async def create_agent(
         self, session_id: str, session_agent: SessionAgent, **kwargs: Any
     ) -> None:
@@ -156,6 +184,12 @@ class AsyncHTTPSessionRepository(_SessionOperations):
     ) -> None:
         """Store a message; a different one under the same id is overwritten with a warning."""
         await self._run(self._op_create_message(session_id, agent_id, session_message))
+
+    async def create_messages(
+        self, session_id: str, agent_id: str, session_messages: list[SessionMessage], **kwargs: Any
+    ) -> None:
+        """Store consecutive messages of one agent in one request (all or nothing)."""
+        await self._run(self._op_create_messages(session_id, agent_id, session_messages))
 
     async def read_message(
         self, session_id: str, agent_id: str, message_id: int, **kwargs: Any

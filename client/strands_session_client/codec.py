@@ -96,7 +96,9 @@ def _json(response: httpx.Response) -> Any:
         raise _error_from_response(response, SessionBackendError, "non-JSON answer: ") from exc
 
 
-def _copy_timestamps(target: SessionAgent | SessionMessage, response: httpx.Response) -> None:
+def _copy_timestamps(
+    target: Session | SessionAgent | SessionMessage, response: httpx.Response
+) -> None:
     """Adopt the server-assigned timestamps, so the caller's object matches what is stored."""
     stored = _json(response)
     for name in ("created_at", "updated_at"):
@@ -125,7 +127,10 @@ def _from_dict(cls: type[_Built], data: dict[str, Any], *, has_bytes: bool = Tru
 
 
 def _session_from(response: httpx.Response) -> Session:
-    data = _json(response)
+    return _session_from_dict(_json(response))
+
+
+def _session_from_dict(data: dict[str, Any]) -> Session:
     if data.get("session_type") in SessionType._value2member_map_:
         data["session_type"] = SessionType(data["session_type"])
     return Session.from_dict(data)
@@ -151,9 +156,17 @@ def _check_id(kind: str, value: object) -> str:
     return value
 
 
+_WRITES: Final = frozenset({"POST", "PUT", "DELETE"})
+
+
 @dataclass(slots=True)
 class _Request:
-    """One HTTP request an operation asks its driver to send; ``attempts`` counts retries."""
+    """One HTTP request an operation asks its driver to send, with its retry bookkeeping.
+
+    The driver resends this same object on every attempt, so its headers (``X-Request-ID``,
+    ``Idempotency-Key``) are the same on each. ``deadline`` (a ``time.monotonic()`` value) is set
+    at the first attempt; ``last_failure`` is the failure of the latest attempt.
+    """
 
     method: str
     path: str
@@ -161,6 +174,8 @@ class _Request:
     params: dict[str, str | int] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
+    deadline: float | None = None
+    last_failure: Exception | None = None
 
 
 def _request(
@@ -173,6 +188,10 @@ def _request(
 ) -> _Request:
     # One id for all attempts, so the server's logs tie retries of one call together.
     headers = {"X-Request-ID": uuid.uuid4().hex}
+    if method in _WRITES:
+        # One key per logical call, sent on every attempt: the service applies a write once,
+        # and answers a repeat with the first attempt's outcome.
+        headers["Idempotency-Key"] = uuid.uuid4().hex
     body = None
     if payload is not None:
         body = _encode(payload)

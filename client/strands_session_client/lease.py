@@ -22,6 +22,7 @@ renewal, and the next holder takes it over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -44,6 +45,7 @@ from strands.hooks.events import (
 from .codec import _path, _Request, _request
 from .errors import (
     InvalidSessionValueError,
+    SessionBackendError,
     SessionBusyError,
     SessionLeaseLostError,
     _error_code,
@@ -273,11 +275,6 @@ class SessionLease:
                 self.ttl,
             )
 
-    def raise_if_lost(self) -> None:
-        """Raise ``SessionLeaseLostError`` when a write of the current invocation was refused."""
-        if self.lost is not None:
-            raise self.lost
-
     # -- what this client last saw of the session ------------------------------------------------
 
     def mark(self, *path: str) -> tuple[int, int | None] | None:
@@ -340,6 +337,7 @@ class ExclusiveHooks:
         self.lease.acquire()
         try:
             work()
+            self.manager.flush()  # write-behind: stored before the lease is given back
             self.seen[key] = self.lease.mark(*key)
         finally:
             self.lease.release()
@@ -362,7 +360,12 @@ class ExclusiveHooks:
 
     async def _after(self, event: Any, key: tuple[str, ...]) -> None:
         try:
-            self.lease.raise_if_lost()
+            if self.lease.lost is not None:
+                # Queued writes of this invocation are refused (the lease is lost), which stops
+                # the write-behind queue; none of them may go out under a later lease.
+                with contextlib.suppress(SessionBackendError):
+                    await asyncio.to_thread(self.manager.flush)
+                raise self.lease.lost
             for callback in reversed(self._after_callbacks.get(type(event), [])):
                 result = callback(event)
                 if inspect.isawaitable(result):

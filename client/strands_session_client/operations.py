@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Generator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import backoff
 import httpx
-from strands.types.session import Session, SessionAgent, SessionMessage
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from .codec import (
     _check_id,
@@ -27,6 +28,7 @@ from .codec import (
     _Request,
     _request,
     _session_from,
+    _session_from_dict,
 )
 from .errors import (
     InvalidSessionValueError,
@@ -70,6 +72,9 @@ class _SessionOperations:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
+        # Headers added to every request (on every attempt), read when each attempt is sent:
+        # the place for per-session headers such as a lease token.
+        self.default_headers: dict[str, str] = {}
         # ETag of each agent / multi-agent state as last read or written (optimistic mode).
         self._versions: dict[tuple[str, str, str], str] = {}
         # Offset of a restore that listed nothing: message ids below it belong to trimmed history.
@@ -136,7 +141,9 @@ class _SessionOperations:
         _check_id("session_id", session.session_id)
         response = yield _request("POST", _path("sessions"), session.to_dict())
         _expect(response, 200, 201)
-        return _session_from(response)
+        # Like agents and messages: the caller's object takes the stored timestamps.
+        _copy_timestamps(session, response)
+        return session
 
     def _op_read_session(self, session_id: str) -> _Operation[Session | None]:
         response = yield _request("GET", _path("sessions", _check_id("session_id", session_id)))
@@ -146,8 +153,48 @@ class _SessionOperations:
         return _session_from(response)
 
     def _op_delete_session(self, session_id: str) -> _Operation[None]:
-        response = yield _request("DELETE", _path("sessions", _check_id("session_id", session_id)))
+        request = _request("DELETE", _path("sessions", _check_id("session_id", session_id)))
+        response = yield request
+        if response.status_code == 404:
+            if request.attempts > 1:
+                # An earlier attempt deleted it and its answer was lost: the delete is done.
+                return
+            raise _error_from_response(
+                response, SessionNotFoundError, f"Session {session_id} does not exist: "
+            )
         _expect(response, 204)
+
+    def _op_list_sessions(
+        self,
+        limit: int | None,
+        created_after: datetime | str | None,
+        created_before: datetime | str | None,
+        session_type: SessionType | str | None,
+    ) -> _Operation[list[Session]]:
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidSessionValueError(f"limit must be None or an int >= 0, got {limit!r}")
+        filters: dict[str, str | int] = {}
+        for name, value in (("created_after", created_after), ("created_before", created_before)):
+            if isinstance(value, datetime):
+                if value.tzinfo is None:
+                    raise InvalidSessionValueError(f"{name} must be timezone-aware, got {value!r}")
+                filters[name] = value.isoformat()
+            elif value is not None:
+                filters[name] = str(value)
+        if session_type is not None:
+            filters["session_type"] = str(getattr(session_type, "value", session_type))
+        sessions: list[Session] = []
+        params = dict(filters)
+        while limit is None or len(sessions) < limit:
+            wanted = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - len(sessions))
+            response = yield _request("GET", _path("sessions"), params={**params, "limit": wanted})
+            _expect(response, 200)
+            page = _json(response)
+            sessions.extend(_session_from_dict(item) for item in page["items"])
+            if not page.get("next_cursor"):
+                break
+            params = {**filters, "cursor": page["next_cursor"]}
+        return sessions
 
     def _op_create_agent(self, session_id: str, session_agent: SessionAgent) -> _Operation[None]:
         agent_id = _check_id("agent_id", session_agent.agent_id)
@@ -215,6 +262,32 @@ class _SessionOperations:
         else:
             _expect(response, 200, 201)
         _copy_timestamps(session_message, response)
+
+    def _op_create_messages(
+        self, session_id: str, agent_id: str, session_messages: list[SessionMessage]
+    ) -> _Operation[None]:
+        """Store consecutive messages of one agent in one batch request (all or nothing).
+
+        A batch that meets a different stored message (409) is sent again one message at a
+        time, so each gets ``create_message``'s handling of that case.
+        """
+        if len(session_messages) == 1:
+            yield from self._op_create_message(session_id, agent_id, session_messages[0])
+            return
+        for message in session_messages:
+            _message_id(message.message_id)
+        path = self._messages_path(session_id, agent_id, "batch")
+        payload = {"messages": [message.to_dict() for message in session_messages]}
+        response = yield _request("POST", path, payload)
+        if response.status_code == 409:
+            for message in session_messages:
+                yield from self._op_create_message(session_id, agent_id, message)
+            return
+        _expect(response, 200, 201)
+        for message, stored in zip(session_messages, _json(response)["items"], strict=True):
+            for name in ("created_at", "updated_at"):
+                if isinstance(stored.get(name), str):
+                    setattr(message, name, stored[name])
 
     def _op_read_message(
         self, session_id: str, agent_id: str, message_id: int

@@ -3,12 +3,13 @@ one pooled ``httpx.Client``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from strands.session.session_repository import SessionRepository
-from strands.types.session import Session, SessionAgent, SessionMessage
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from .codec import _Request
 from .errors import SessionBackendError
@@ -16,10 +17,13 @@ from .operations import _Operation, _SessionOperations
 from .retry import (
     _DEFAULTS,
     _RETRY_EXCEPTIONS,
+    _attempt_timeout,
     _check_client_options,
     _client_options,
     _raise_if_retryable,
     _RetryableFailure,
+    _shared_client,
+    _transport_failure,
 )
 
 if TYPE_CHECKING:
@@ -36,9 +40,10 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
         api_key: Sent as ``Authorization: Bearer``; default ``SESSION_BACKEND_API_KEY``, if set.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for an answer (and to send a body).
-        max_retry_time: Stop starting retries after this many seconds (None: no limit). With the
-            defaults a refused connection or a run of 503/429 raises within about a minute, a
-            server that accepts but never answers within about two.
+        max_retry_time: A call gives up this many seconds after its first attempt started
+            (None: no limit); each attempt's timeouts are cut to what remains. With the default
+            (12 s) a refused connection, a server that never answers and a run of 503/429 all
+            raise ``SessionUnavailableError`` within 15 s.
         max_tries: Stop after this many attempts (None: bounded by ``max_retry_time`` only).
         initial_backoff, max_backoff: Bounds of the exponential, fully jittered waits.
         max_retry_after: Longest ``Retry-After`` honoured, in seconds.
@@ -78,25 +83,41 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
             max_retry_after=max_retry_after,
         )
         _check_client_options(client, base_url, api_key)
-        self._owns_client = client is None
-        self._client = client or httpx.Client(
-            transport=transport,
-            **_client_options(base_url, api_key, connect_timeout, read_timeout, max_connections),
-        )
+        self._owns_client = client is None and transport is not None
+        if client is not None:
+            self._client = client
+        else:
+            options = _client_options(
+                base_url, api_key, connect_timeout, read_timeout, max_connections
+            )
+            # Without a transport of its own, the repository uses the process's shared client
+            # for these settings: building a repository then costs microseconds, and
+            # connections stay alive from one repository to the next.
+            if transport is None:
+                self._client = _shared_client(options)
+            else:
+                self._client = httpx.Client(transport=transport, **options)
         self._send = self._with_retries(self._send_once)
 
     def _send_once(self, request: _Request) -> httpx.Response:
         request.attempts += 1
+        try:
+            timeout = _attempt_timeout(request, self.max_retry_time, self._client.timeout)
+        except _RetryableFailure:
+            request.attempts -= 1  # no attempt was made: the deadline had passed
+            raise
+        headers = {**self.default_headers, **request.headers} if self.default_headers else None
         try:
             response = self._client.request(
                 request.method,
                 request.path,
                 content=request.body,
                 params=request.params,
-                headers=request.headers,
+                headers=headers or request.headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except _RETRY_EXCEPTIONS as exc:
-            raise _RetryableFailure(request, cause=exc) from exc
+            raise _transport_failure(request, exc) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise SessionBackendError(
                 f"{request.method} {request.path}: {type(exc).__name__}: {exc}", code="transport"
@@ -119,7 +140,9 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
             operation.close()
 
     def close(self) -> None:
-        """Close the connection pool (unless the client was passed in)."""
+        """Release the repository. A client passed in, and the shared pool of repositories
+        built without ``client``/``transport``, stay open (idle connections expire by
+        themselves); a client built here for ``transport`` is closed."""
         if self._owns_client:
             self._client.close()
 
@@ -148,6 +171,22 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
         """Delete a session with its agents, messages and multi-agent states; raise if missing."""
         self._run(self._op_delete_session(session_id))
 
+    def list_sessions(
+        self,
+        *,
+        limit: int | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        session_type: SessionType | str | None = None,
+        **kwargs: Any,
+    ) -> list[Session]:
+        """Sessions, newest first, following the service's pages (up to 1000 a request).
+
+        ``limit`` caps how many (None: all); ``created_after`` / ``created_before`` (aware
+        datetimes or ISO 8601 strings) and ``session_type`` are the service's filters.
+        """
+        return self._run(self._op_list_sessions(limit, created_after, created_before, session_type))
+
     def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
         """Create an agent in a session (an identical repeat succeeds)."""
         self._run(self._op_create_agent(session_id, session_agent))
@@ -165,6 +204,12 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
     ) -> None:
         """Store a message; a different one under the same id is overwritten with a warning."""
         self._run(self._op_create_message(session_id, agent_id, session_message))
+
+    def create_messages(
+        self, session_id: str, agent_id: str, session_messages: list[SessionMessage], **kwargs: Any
+    ) -> None:
+        """Store consecutive messages of one agent in one request (all or nothing)."""
+        self._run(self._op_create_messages(session_id, agent_id, session_messages))
 
     def read_message(
         self, session_id: str, agent_id: str, message_id: int, **kwargs: Any

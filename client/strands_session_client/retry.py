@@ -1,11 +1,23 @@
-"""The retry policy both transports share (``backoff`` with full jitter and ``Retry-After``),
-and the ``httpx`` client settings they are built with."""
+"""The retry policy both transports share, and the ``httpx`` clients they are built on.
+
+Retries use ``backoff`` with full jitter, honour ``Retry-After``, and stop at a deadline: a call
+gives up ``max_retry_time`` seconds after its first attempt started, and each attempt's timeouts
+are cut to what remains, so a server that accepts connections but never answers fails as fast as
+one that refuses them. Every retry is logged at WARNING with its reason and its wait.
+
+Building an ``httpx.Client`` costs tens of milliseconds (its TLS context loads the CA bundle, even
+for ``http://``). Repositories with the same settings therefore share one client, and so one
+keep-alive pool, per process; async clients, which belong to one event loop, share the TLS context.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
+import ssl
+import threading
 import time
 from collections.abc import Generator
 from email.utils import parsedate_to_datetime
@@ -13,7 +25,7 @@ from typing import Any, Final
 
 import httpx
 
-from .codec import _Request
+from .codec import API_PREFIX, _Request
 from .errors import (
     InvalidSessionValueError,
     SessionBackendError,
@@ -37,7 +49,8 @@ _RETRY_EXCEPTIONS: Final = (
 _DEFAULTS: Final[dict[str, Any]] = {
     "connect_timeout": 5.0,
     "read_timeout": 30.0,
-    "max_retry_time": 60.0,
+    # Below the 15 s within which an unreachable or unresponsive service must be reported.
+    "max_retry_time": 12.0,
     "max_tries": None,
     "initial_backoff": 0.1,
     "max_backoff": 8.0,
@@ -73,18 +86,27 @@ class _RetryableFailure(Exception):
         except (TypeError, ValueError):
             return None
 
-    def give_up(self, base_url: httpx.URL) -> SessionBackendError:
-        """The ``SessionUnavailableError`` callers see once retries are exhausted."""
-        attempts = f"after {self.request.attempts} attempt(s)"
+    def reason(self) -> str:
+        """What went wrong, in a few words: ``HTTP 503`` or ``ConnectError: ...``."""
         if self.response is not None:
-            prefix = f"gave up {attempts}: "
+            return f"HTTP {self.response.status_code}"
+        return f"{type(self.cause).__name__}: {self.cause}".rstrip(": ")
+
+    def give_up(self, base_url: httpx.URL) -> SessionBackendError:
+        """The ``SessionUnavailableError`` callers see once retries are exhausted: it names the
+        URL, the number of attempts and the last cause."""
+        request = self.request
+        root = str(base_url).rstrip("/")
+        attempts = f"after {request.attempts} attempt(s)"
+        if self.response is not None:
+            status = self.response.status_code
+            prefix = f"gave up {attempts} at {root}, last cause HTTP {status}: "
             return _error_from_response(self.response, SessionUnavailableError, prefix)
-        cause = self.cause
-        timed_out = isinstance(cause, httpx.TimeoutException)
+        url = f"{root}{request.path}"
+        timed_out = isinstance(self.cause, httpx.TimeoutException)
         return SessionUnavailableError(
-            f"session service at {base_url} {'did not answer' if timed_out else 'unreachable'}"
-            f" {attempts}: {self.request.method} {self.request.path}:"
-            f" {type(cause).__name__}: {cause}",
+            f"session service {'did not answer' if timed_out else 'unreachable'}:"
+            f" {request.method} {url} gave up {attempts}; last cause {self.reason()}",
             code="timeout" if timed_out else "unreachable",
         )
 
@@ -106,25 +128,55 @@ def _retry_waits(
 
 def _log_retry(details: Any) -> None:
     failure = details["exception"]
-    reason = (
-        f"HTTP {failure.response.status_code}"
-        if failure.response is not None
-        else type(failure.cause).__name__
-    )
-    logger.info(
+    logger.warning(
         "session service %s %s failed (%s); retry %d in %.2fs",
         failure.request.method,
         failure.request.path,
-        reason,
+        failure.reason(),
         details["tries"],
         details["wait"],
     )
 
 
+def _attempt_timeout(
+    request: _Request, max_retry_time: float | None, timeout: httpx.Timeout
+) -> httpx.Timeout | None:
+    """The timeouts of the next attempt, cut to what remains of the call's deadline.
+
+    Raises the previous failure again when nothing remains (backoff then gives up), so that no
+    attempt starts after the deadline. None: no deadline, the client's own timeouts apply.
+    """
+    if max_retry_time is None:
+        return None
+    now = time.monotonic()
+    if request.deadline is None:
+        request.deadline = now + max_retry_time
+    remaining = request.deadline - now
+    if remaining <= 0.01 and request.last_failure is not None:
+        raise request.last_failure
+    remaining = max(remaining, 0.01)
+
+    def cut(value: float | None) -> float:
+        return remaining if value is None else min(value, remaining)
+
+    return httpx.Timeout(
+        connect=cut(timeout.connect),
+        read=cut(timeout.read),
+        write=cut(timeout.write),
+        pool=cut(timeout.pool),
+    )
+
+
 def _raise_if_retryable(request: _Request, response: httpx.Response) -> httpx.Response:
     if response.status_code in _RETRY_STATUSES:
-        raise _RetryableFailure(request, response=response)
+        request.last_failure = _RetryableFailure(request, response=response)
+        raise request.last_failure
     return response
+
+
+def _transport_failure(request: _Request, exc: Exception) -> _RetryableFailure:
+    request.last_failure = _RetryableFailure(request, cause=exc)
+    return request.last_failure
 
 
 def _check_client_options(client: object, base_url: str | None, api_key: str | None) -> None:
@@ -135,6 +187,22 @@ def _check_client_options(client: object, base_url: str | None, api_key: str | N
         )
 
 
+def _root_url(base_url: str | None) -> str:
+    """The service's root URL; a URL ending in the API prefix (``/api/v1``) is taken back to it."""
+    url = (base_url or os.environ.get(URL_ENV) or "").strip()
+    if not url:
+        raise InvalidSessionValueError(f"base_url is required (or set {URL_ENV})")
+    if not url.lower().startswith(("http://", "https://")):
+        raise InvalidSessionValueError(
+            f"base_url must start with http:// or https://, got {url!r}"
+            " (for example http://127.0.0.1:8000)"
+        )
+    root = url.rstrip("/")
+    if root.endswith(API_PREFIX):
+        root = root.removesuffix(API_PREFIX)
+    return root
+
+
 def _client_options(
     base_url: str | None,
     api_key: str | None,
@@ -143,15 +211,12 @@ def _client_options(
     max_connections: int,
 ) -> dict[str, Any]:
     """Settings shared by the sync and async ``httpx`` clients."""
-    url = base_url or os.environ.get(URL_ENV)
-    if not url:
-        raise InvalidSessionValueError(f"base_url is required (or set {URL_ENV})")
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
     headers = {"Accept": "application/json", "User-Agent": "strands-session-client/1"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
     return {
-        "base_url": url,
+        "base_url": _root_url(base_url),
         "headers": headers,
         "timeout": httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -159,4 +224,35 @@ def _client_options(
         "limits": httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
+        "verify": _tls_context(),
     }
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for the process (building one loads the CA bundle)."""
+    return httpx.create_ssl_context()
+
+
+_shared_lock = threading.Lock()
+_shared_clients: dict[tuple[Any, ...], httpx.Client] = {}
+
+
+def _shared_client(options: dict[str, Any]) -> httpx.Client:
+    """The process's ``httpx.Client`` for these settings, built on first use.
+
+    ``httpx.Client`` is thread-safe, and sharing it keeps its connections alive from one
+    repository (or session manager) to the next: building one per request costs nothing.
+    """
+    timeout, limits = options["timeout"], options["limits"]
+    key = (
+        options["base_url"],
+        tuple(sorted(options["headers"].items())),
+        (timeout.connect, timeout.read, timeout.write, timeout.pool),
+        limits.max_connections,
+    )
+    with _shared_lock:
+        client = _shared_clients.get(key)
+        if client is None or client.is_closed:
+            client = _shared_clients[key] = httpx.Client(**options)
+        return client

@@ -18,7 +18,7 @@ The SDK calls storage from short-lived event loops (``run_async`` starts one per
 HTTP work runs on one pooled, thread-safe ``httpx.Client`` in a worker thread rather than on a
 loop-bound async client: connections are kept alive across calls whatever loop makes them.
 Transport errors, 429 and 5xx are retried (every operation here is idempotent); whatever goes
-wrong, callers see ``StorageError``. Imports only ``httpx`` and ``strands``.
+wrong, callers see ``StorageError``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from urllib.parse import quote
 import httpx
 from strands.storage.storage import StorageSearchResult
 from strands.types.exceptions import StorageError
+
+from .retry import _tls_context
 
 try:  # the sentinel the SDK uses to know a storage view is already scoped
     from strands.storage.storage import _NAMESPACED
@@ -86,7 +88,10 @@ class HTTPStorage:
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client(
-            base_url=base_url.rstrip("/") + "/api/v1/storage", headers=headers, timeout=timeout
+            base_url=base_url.rstrip("/") + "/api/v1/storage",
+            headers=headers,
+            timeout=timeout,
+            verify=_tls_context(),  # built once per process: a new one costs tens of ms
         )
         self._retries = retries
         self._prefix = ""  # set on views made by namespace()

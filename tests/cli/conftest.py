@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,8 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
-from service.cli.main import cli
+from strands_session_cli.main import cli
 
 
 def _free_port() -> int:
@@ -68,15 +68,23 @@ class FakeDocker:
     log: Path
     no_engine_flag: Path
 
-    def calls(self) -> list[list[str]]:
-        """Every argument list `docker` was called with, in order."""
+    def records(self) -> list[dict[str, Any]]:
+        """Every call: its arguments and the port variables compose.yaml would see."""
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
+    def calls(self) -> list[list[str]]:
+        """Every argument list `docker` was called with, in order."""
+        return [record["args"] for record in self.records()]
+
     def compose_calls(self) -> list[list[str]]:
         """The `docker compose -f ...` calls (not `compose version`)."""
         return [c for c in self.calls() if c[:2] == ["compose", "-f"]]
+
+    def compose_ports(self) -> list[dict[str, str | None]]:
+        """For each `docker compose -f ...` call, the port variables in its environment."""
+        return [r["env"] for r in self.records() if r["args"][:2] == ["compose", "-f"]]
 
     def lose_engine(self) -> None:
         """From now on `docker info` fails as it does when no daemon runs."""
@@ -84,10 +92,11 @@ class FakeDocker:
 
 
 _DOCKER_SCRIPT = """#!{python}
-import json, pathlib, sys
+import json, os, pathlib, sys
 args = sys.argv[1:]
+env = {{name: os.environ.get(name) for name in ("SESSION_BACKEND_PORT", "API_PORT")}}
 with open({log!r}, "a") as log:
-    log.write(json.dumps(args) + "\\n")
+    log.write(json.dumps({{"args": args, "env": env}}) + "\\n")
 if args[:1] == ["info"]:
     if pathlib.Path({flag!r}).exists():
         print("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
@@ -129,9 +138,9 @@ class StubServer:
         self.routes[path] = (status, body)
 
 
-@pytest.fixture
-def stub_server() -> Iterator[StubServer]:
-    """A stub backend: 200 everywhere until told otherwise."""
+@contextmanager
+def running_stub() -> Iterator[StubServer]:
+    """A stub backend on a free port: 200 everywhere until told otherwise."""
     stub = StubServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -158,6 +167,20 @@ def stub_server() -> Iterator[StubServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def stub_server() -> Iterator[StubServer]:
+    """A stub backend: 200 everywhere until told otherwise."""
+    with running_stub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def other_stub_server() -> Iterator[StubServer]:
+    """A second, unrelated stub backend."""
+    with running_stub() as stub:
+        yield stub
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import pytest
 
 
 def test_closed_port_reports_connection_refused(invoke, free_port) -> None:
-    result = invoke("session", "check", "--url", f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    result = invoke("session", "check", "--url", f"http://127.0.0.1:{port}")
 
     assert result.exit_code == 1
     assert "connection refused" in result.output
-    assert "is the backend running?" in result.output
+    assert f"nothing listens on port {port}" in result.output
     assert "strands-cli run --local" in result.output
 
 

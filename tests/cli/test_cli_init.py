@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from service.cli.scaffold import (
-    CLIENT_MODULE,
+from strands_session_cli.scaffold import (
     SESSION_STATES,
     TEMPLATES,
     ProjectSpec,
     render_template,
 )
 
-BACKEND_ONLY = ("compose.yaml", f"demo_agent/{CLIENT_MODULE}", "tests/test_session_backend.py")
+BACKEND_ONLY = ("compose.yaml", "tests/test_session_backend.py")
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -64,18 +62,33 @@ def test_generated_project_compiles_and_has_backend_files_only_with_postgresql(
     marker = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["strands-cli"]
     assert marker == {"package": "demo_agent", "session-state": state}
     dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert any(d.startswith("httpx") for d in dependencies) == (state == "postgresql")
+    client = any(d.startswith("strands-session-client") for d in dependencies)
+    assert client == (state == "postgresql")
+    assert not (root / "demo_agent" / "session_backend").exists()  # depended on, not copied
 
 
-def test_the_session_backend_package_is_a_copy_of_the_client(make_project) -> None:
+def test_init_without_session_state_makes_a_project_with_no_backend(invoke, tmp_path) -> None:
+    result = invoke("init", "demo-agent", "--output-dir", str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "demo-agent"
+    for relative in BACKEND_ONLY:
+        assert not (root / relative).exists(), relative
+    marker = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["strands-cli"]
+    assert marker["session-state"] == "none"
+    assert "SESSION_BACKEND" not in (root / ".env").read_text()
+    assert "strands-cli run" not in result.output
+
+
+def test_postgresql_projects_say_where_to_install_the_client_from(make_project) -> None:
     root = make_project()
-    source = REPO / "client" / "strands_session_client"
-    copied = root / "demo_agent" / CLIENT_MODULE
-    assert sorted(p.name for p in copied.glob("*.py")) == sorted(
-        p.name for p in source.glob("*.py")
+    client = REPO / "client"
+
+    assert f"pip install {client}" in (root / "README.md").read_text()
+    assert (
+        "from strands_session_client import HTTPSessionManager"
+        in (root / "demo_agent" / "agent.py").read_text()
     )
-    for module in source.glob("*.py"):
-        assert (copied / module.name).read_text() == module.read_text(), module.name
 
 
 def test_api_key_goes_to_the_private_env_file_only(make_project) -> None:
@@ -120,7 +133,7 @@ def test_session_options_need_the_postgresql_state(invoke, tmp_path) -> None:
         "init", "demo", "--session-state", "none", "--api-key", "k", "--output-dir", "."
     )
     assert result.exit_code == 2
-    assert "--session-state postgresql" in result.output
+    assert "--session-state=postgresql" in result.output
 
 
 @pytest.mark.parametrize("state", SESSION_STATES)
@@ -146,7 +159,7 @@ def test_generated_project_is_ruff_clean(make_project, state) -> None:
     root = make_project("a-forty-character-project-name-for-lines", state)
     ruff = shutil.which("ruff", path=str(VENV_BIN))
     # --isolated: the project's own package counts as first-party for import sorting.
-    common = ["--isolated", "--line-length", "100", "--exclude", f"*/{CLIENT_MODULE}", "."]
+    common = ["--isolated", "--line-length", "100", "."]
     rules = ["--select", "E,F,W,I,B,UP,RUF"]
     for command in (["check", *rules, *common], ["format", "--check", *common]):
         result = subprocess.run([ruff, *command], cwd=root, capture_output=True, text=True)

@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from strands_session_cli.project import read_env_file
+
+from tests.cli.conftest import StubServer, running_stub
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -24,11 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def strands_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m service.cli ARGS` as a user would, in `cwd`."""
+    """Run `python -m strands_session_cli ARGS` as a user would, in `cwd`."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_BACKEND_")}
     environ.update(PYTHONPATH=str(REPO), COLUMNS="200", **env)
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "strands_session_cli", *args],
         cwd=cwd,
         env=environ,
         capture_output=True,
@@ -57,6 +61,7 @@ def _alive(pid: int) -> bool:
 class Backend:
     root: Path
     url: str
+    unrelated: StubServer  # a server on the port .env named before `run --port` moved it
 
     @property
     def state_dir(self) -> Path:
@@ -75,15 +80,31 @@ class Backend:
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    """A generated project whose backend `strands-cli run --local` started."""
+def unrelated() -> Iterator[StubServer]:
+    with running_stub() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, unrelated: StubServer) -> Iterator[Backend]:
+    """A postgresql project made for the URL of an unrelated server, whose backend
+    `strands-cli run --local --port` then started elsewhere."""
     base = tmp_path_factory.mktemp("local")
-    created = strands_cli("init", "live-agent", "--output-dir", str(base), cwd=base)
+    created = strands_cli(
+        "init",
+        "live-agent",
+        "--session-state=postgresql",
+        "--session-url",
+        unrelated.url,
+        "--output-dir",
+        str(base),
+        cwd=base,
+    )
     assert created.returncode == 0, created.stdout + created.stderr
     root = base / "live-agent"
     port = _port()
     started = strands_cli("run", "--local", "--port", str(port), cwd=root)
-    running = Backend(root, f"http://127.0.0.1:{port}")
+    running = Backend(root, f"http://127.0.0.1:{port}", unrelated)
     try:
         log = running.state_dir / "server.log"
         detail = started.stdout + started.stderr + (log.read_text() if log.exists() else "")
@@ -114,11 +135,48 @@ def test_run_local_keeps_its_state_in_the_project(backend: Backend) -> None:
     assert backend.pid() == pid
 
 
-def test_session_check_passes(backend: Backend) -> None:
-    result = strands_cli("session", "check", "--url", backend.url, cwd=backend.root)
+def test_check_and_the_agent_use_the_url_run_moved_the_project_to(backend: Backend) -> None:
+    env = read_env_file(backend.root / ".env")
+    assert env["SESSION_BACKEND_URL"] == backend.url
+    assert env["SESSION_BACKEND_PORT"] == backend.url.rsplit(":", 1)[1]
+    backend.unrelated.requests.clear()
+
+    result = strands_cli("session", "check", cwd=backend.root)  # no --url: the project's
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "is ready" in result.stdout
+    assert f"{backend.url} is ready" in result.stdout
+    assert backend.unrelated.requests == []
+
+
+def test_agent_without_model_credentials_says_so_in_one_line_and_kept_the_message(
+    backend: Backend,
+) -> None:
+    environ = {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(backend.root),
+        # No credentials anywhere, and no instance metadata lookup either.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "live_agent", "--session-id", "no-creds", "Hello there"],
+        cwd=backend.root,  # the agent reads SESSION_BACKEND_URL from .env, as run left it
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "AWS credentials" in lines[0] and "stored in session 'no-creds'" in lines[0]
+    stored = httpx.get(
+        f"{backend.url}/api/v1/sessions/no-creds/agents/live_agent/messages", timeout=10
+    ).json()["items"]
+    assert [m["message"]["content"][0]["text"] for m in stored] == ["Hello there"]
 
 
 def test_generated_project_tests_pass_against_the_backend(backend: Backend) -> None:
@@ -133,7 +191,7 @@ def test_generated_project_tests_pass_against_the_backend(backend: Backend) -> N
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 passed" in result.stdout and "skipped" not in result.stdout, result.stdout
+    assert "5 passed" in result.stdout and "skipped" not in result.stdout, result.stdout
 
 
 def test_stop_ends_the_backend_and_its_database(backend: Backend) -> None:
@@ -151,10 +209,21 @@ def test_stop_ends_the_backend_and_its_database(backend: Backend) -> None:
 
     again = strands_cli("stop", "--local", cwd=backend.root)
     assert again.returncode == 0 and "No local session backend is running" in again.stdout
+    # Without --local: no local process, and no Docker here either (PATH has no `docker`).
+    bare = strands_cli("stop", cwd=backend.root, PATH=str(Path(sys.executable).parent))
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "No session backend is running here" in bare.stdout
 
 
 def test_run_local_reports_a_backend_that_exits(tmp_path: Path) -> None:
-    created = strands_cli("init", "broken-agent", "--output-dir", str(tmp_path), cwd=tmp_path)
+    created = strands_cli(
+        "init",
+        "broken-agent",
+        "--session-state=postgresql",
+        "--output-dir",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert created.returncode == 0, created.stderr
     root = tmp_path / "broken-agent"
 

@@ -18,19 +18,26 @@ from tests.support import ServiceProcess, create_database, drop_database
 
 
 @pytest.fixture(scope="session")
-def client_server_url(
-    admin_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """Base URL of a service on a fresh migrated database; stopped and dropped at the end."""
+def client_dsn(admin_dsn: str, template_db: str) -> Iterator[str]:
+    """A fresh migrated database for the client suite; dropped at the end."""
     dsn = create_database(admin_dsn, template_db, prefix="client_test")
+    try:
+        yield dsn
+    finally:
+        drop_database(admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+def client_server_url(client_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a service on the client suite's database; stopped at the end."""
     log_path = tmp_path_factory.mktemp("client_server") / "service.log"
-    server = ServiceProcess({"DATABASE_URL": dsn, "LOG_LEVEL": "WARNING", "API_KEYS": ""}, log_path)
+    env = {"DATABASE_URL": client_dsn, "LOG_LEVEL": "WARNING", "API_KEYS": ""}
+    server = ServiceProcess(env, log_path)
     try:
         server.wait_ready(timeout=60)
         yield server.url
     finally:
         server.stop()
-        drop_database(admin_dsn, dsn)
 
 
 @pytest.fixture

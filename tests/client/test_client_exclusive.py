@@ -262,11 +262,18 @@ def test_a_plain_client_writing_to_a_leased_session_gets_session_busy(
         assert repo.read_agent(session_id, "a") is None  # reads pass, nothing was written
 
 
+@pytest.mark.parametrize("write_behind", [False, True])
 async def test_async_invocations_wait_for_the_lease_without_blocking_the_loop(
-    client_server_url, session_id
+    client_server_url, session_id, write_behind
 ):
     managers = [
-        HTTPSessionManager(session_id, client_server_url, exclusive=True, lease_wait=30)
+        HTTPSessionManager(
+            session_id,
+            client_server_url,
+            exclusive=True,
+            lease_wait=30,
+            write_behind=write_behind,
+        )
         for _ in range(2)
     ]
     agents = [

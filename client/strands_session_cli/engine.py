@@ -7,8 +7,10 @@ user's terminal attached, so compose's own progress output shows.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 INFO_TIMEOUT = 20.0
@@ -51,22 +53,23 @@ def engine_problem() -> str | None:
     return None
 
 
-def _compose(file: Path, *args: str) -> None:
+def _compose(file: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
     docker = _docker()
     if docker is None:
         raise ComposeError("there is no `docker` command on PATH")
     command = [docker, "compose", "-f", str(file), *args]
-    result = subprocess.run(command, check=False)
+    # Variables given here win over the shell's and the .env file's, for compose.yaml's ${...}.
+    result = subprocess.run(command, check=False, env={**os.environ, **(env or {})})
     if result.returncode != 0:
         shown = " ".join(["docker", "compose", "-f", str(file), *args])
         raise ComposeError(f"`{shown}` exited with status {result.returncode}")
 
 
-def compose_up(file: Path) -> None:
+def compose_up(file: Path, env: Mapping[str, str] | None = None) -> None:
     """Start the stack of `file` in the background and wait until its services are healthy."""
-    _compose(file, "up", "-d", "--wait")
+    _compose(file, "up", "-d", "--wait", env=env)
 
 
-def compose_down(file: Path) -> None:
+def compose_down(file: Path, env: Mapping[str, str] | None = None) -> None:
     """Stop and remove the containers of `file` (named volumes, and so the data, stay)."""
-    _compose(file, "down")
+    _compose(file, "down", env=env)

@@ -1,9 +1,8 @@
 """Render a new Strands agent project from the Jinja2 templates in `templates/project/`.
 
 `TEMPLATES` lists every template, where it lands in the new project and for which session
-states it is rendered. With `postgresql` the project also gets a copy of the session backend's
-HTTP client package (`strands_session_client`, the `client/` distribution) as its own
-`session_backend` subpackage, read from the installed client at render time.
+states it is rendered. With `postgresql` the project depends on the client distribution
+(`strands-session-client`, which brings this CLI too); its README says where to install it from.
 """
 
 from __future__ import annotations
@@ -11,34 +10,34 @@ from __future__ import annotations
 import json
 import keyword
 import re
-import shutil
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .locate import client_source
+from .project import local_port
+
 SESSION_STATES = ("postgresql", "file", "none")
 ALL_STATES = frozenset(SESSION_STATES)
 POSTGRESQL = frozenset({"postgresql"})
 
-DEFAULT_SESSION_URL = "http://127.0.0.1:8000"
+DEFAULT_BACKEND_PORT = 8000
+DEFAULT_SESSION_URL = f"http://127.0.0.1:{DEFAULT_BACKEND_PORT}"
 BACKEND_IMAGE = "strands-session-backend:latest"
-CLIENT_MODULE = "session_backend"
-CLIENT_PACKAGE = "strands_session_client"
 MAX_NAME_LENGTH = 40
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 # Package names that would shadow what the generated project imports.
 _RESERVED = frozenset(
-    {"strands", "service", "tests", "test", "httpx", "backoff", "pytest", "boto3", "typing"}
+    {"strands", "service", "tests", "test", "httpx", "backoff", "pytest", "boto3", "botocore"}
+    | {"typing", "strands_session_client", "strands_session_cli"}
 )
 
 REQUIREMENTS = {
     "strands": "strands-agents>=1.62,<2",
-    "httpx": "httpx>=0.27,<1",
-    "backoff": "backoff>=2.2,<3",
+    "client": "strands-session-client>=0.1,<1",
     "pytest": "pytest>=8",
 }
 
@@ -97,7 +96,7 @@ class ProjectSpec:
     """What the user asked for: everything the templates are rendered from."""
 
     name: str
-    session_state: str = "postgresql"
+    session_state: str = "none"
     session_url: str = DEFAULT_SESSION_URL
     api_key: str | None = None
     description: str = "A helpful assistant."
@@ -119,7 +118,8 @@ class ProjectSpec:
         """The variables every template sees."""
         requirements = [REQUIREMENTS["strands"]]
         if self.session_state == "postgresql":
-            requirements += [REQUIREMENTS["httpx"], REQUIREMENTS["backoff"]]
+            requirements.append(REQUIREMENTS["client"])
+        source = client_source()
         return {
             "name": self.name,
             "package": self.package,
@@ -129,12 +129,15 @@ class ProjectSpec:
             "file": self.session_state == "file",
             "stateful": self.session_state != "none",
             "session_url": self.session_url.rstrip("/"),
+            # compose.yaml publishes the backend here: the port of a local session URL.
+            "backend_port": local_port(self.session_url) or DEFAULT_BACKEND_PORT,
             "api_key": self.api_key or "",
             "description": " ".join(self.description.split()),
             "requirements": requirements,
             "test_requirement": REQUIREMENTS["pytest"],
             "backend_image": BACKEND_IMAGE,
-            "client_module": CLIENT_MODULE,
+            # Where to `pip install` the client from (it is on no package index).
+            "client_source": str(source) if source else "<session backend checkout>/client",
         }
 
 
@@ -149,7 +152,7 @@ def python_literal(value: str) -> str:
 def environment() -> jinja2.Environment:
     """The Jinja2 environment over `templates/project/`, strict about undefined names."""
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("service.cli", "templates/project"),
+        loader=jinja2.PackageLoader("strands_session_cli", "templates/project"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -167,43 +170,18 @@ def render_template(template: Template, spec: ProjectSpec) -> str:
     return environment().get_template(template.source).render(context)
 
 
-def client_files() -> dict[str, str]:
-    """The modules of the session backend client that postgresql projects get a copy of."""
-    # find_spec locates the package without importing it (the CLI does not need it loaded).
-    spec = find_spec(CLIENT_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ScaffoldError(
-            f"the session backend client ({CLIENT_PACKAGE}) is not installed: pip install ./client"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    return {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.py"))}
-
-
 def render_project(spec: ProjectSpec) -> dict[str, str]:
     """Every file of the new project: relative path -> text."""
-    files = {
+    return {
         t.output_path(spec.package): render_template(t, spec)
         for t in TEMPLATES
         if spec.session_state in t.states
     }
-    if spec.session_state == "postgresql":
-        for name, text in client_files().items():
-            files[f"{spec.package}/{CLIENT_MODULE}/{name}"] = text
-    return files
 
 
 def generated_paths(package: str) -> set[str]:
     """Every path `init` may write, whatever the session state."""
-    paths = {t.output_path(package) for t in TEMPLATES}
-    client = {f"{package}/{CLIENT_MODULE}/{name}" for name in client_files()}
-    # session_backend.py: where earlier versions put the client as a single module.
-    return paths | client | {f"{package}/{CLIENT_MODULE}.py"}
-
-
-def _remove_if_only_bytecode(folder: Path) -> None:
-    """Remove a client folder whose modules were removed, unless something else is in it."""
-    if folder.is_dir() and all(p.name == "__pycache__" for p in folder.iterdir()):
-        shutil.rmtree(folder)
+    return {t.output_path(package) for t in TEMPLATES}
 
 
 def write_project(spec: ProjectSpec, output_dir: Path, *, force: bool = False) -> Path:
@@ -220,7 +198,6 @@ def write_project(spec: ProjectSpec, output_dir: Path, *, force: bool = False) -
         raise ScaffoldError(f"{root} exists and is not a directory")
     for stale in generated_paths(spec.package) - files.keys():
         (root / stale).unlink(missing_ok=True)
-    _remove_if_only_bytecode(root / spec.package / CLIENT_MODULE)
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The session backend as a local background process, without Docker.
 
-`LocalBackend(state_dir)` starts `python -m service` (this CLI's own package) detached from the
+`LocalBackend(state_dir)` starts `python -m service` (found by `locate.server`) detached from the
 terminal, on the embedded PostgreSQL with its data in `state_dir/postgres`, and keeps its pid,
 URL and log in `state_dir`. `stop()` ends it: SIGTERM, a grace period, then SIGKILL.
 """
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .health import Readiness, wait_ready
-from .project import SOURCE_ROOT
+from .locate import ServerNotFound, server
 
 STATE_DIR = ".session-backend"
 
@@ -95,6 +95,10 @@ class LocalBackend:
             raise LocalBackendError(f"a local backend is already running at {self.url()}")
         if port_in_use(port):
             raise LocalBackendError(f"port {port} is already in use; choose another with --port")
+        try:
+            found = server(sys.executable)
+        except ServerNotFound as exc:
+            raise LocalBackendError(str(exc)) from None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
@@ -109,12 +113,12 @@ class LocalBackend:
         )
         if api_key:
             env["API_KEYS"] = api_key
-        # Import `service` from the tree this CLI runs from, whatever cwd and installs say.
-        paths = [str(SOURCE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        # Import `service` from where it was found, whatever cwd and installs say.
+        paths = [str(found.import_root), *filter(None, [os.environ.get("PYTHONPATH")])]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "service"],
+                [found.python, "-m", "service"],
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -2,18 +2,21 @@
 
 A project made by `strands-cli init` carries a `[tool.strands-cli]` table in its pyproject.toml;
 `find_project` walks up from a directory to the nearest one. `backend_compose_file` is the
-session backend's own compose.yaml, next to the `service` package in a source checkout.
+session backend's own compose.yaml, in the checkout this CLI comes from (`locate`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-# The folder holding the `service` package (the repository root in a source checkout).
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
+from .locate import checkout
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,10 @@ def find_project(start: Path) -> Project | None:
 
 
 def backend_compose_file() -> Path:
-    """The session backend's compose.yaml (present in a source checkout)."""
-    return SOURCE_ROOT / "compose.yaml"
+    """The session backend's compose.yaml (in its checkout; a path that does not exist when the
+    checkout is unknown, which the commands report)."""
+    root = checkout()
+    return (root if root is not None else Path("<session backend checkout>")) / "compose.yaml"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -82,3 +87,41 @@ def configured(name: str, project: Project | None) -> str | None:
     if value is None or not value.strip():
         return None
     return value.strip()
+
+
+def local_port(url: str) -> int | None:
+    """The port of `url` when it names this machine (127.0.0.1, localhost, ::1), else `None`."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.hostname not in LOCAL_HOSTS:
+        return None
+    return port or (443 if parts.scheme == "https" else 80)
+
+
+def local_url(port: int) -> str:
+    """The URL of a backend listening on this machine's `port`."""
+    return f"http://127.0.0.1:{port}"
+
+
+def update_env_file(path: Path, values: dict[str, str]) -> dict[str, str]:
+    """Set `NAME=value` lines of a `.env` file in place (appending missing ones), keeping its
+    comments, order and mode; returns the values that changed."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    current = read_env_file(path)
+    changed = {name: value for name, value in values.items() if current.get(name) != value}
+    if not changed:
+        return changed
+    pending = dict(changed)
+    for index, line in enumerate(lines):
+        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
+        if match and match.group(1) in pending:
+            lines[index] = f"{match.group(1)}={pending.pop(match.group(1))}"
+    lines += [f"{name}={value}" for name, value in pending.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return changed

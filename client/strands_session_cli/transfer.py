@@ -17,7 +17,7 @@ import click
 import httpx
 from rich.markup import escape
 
-from .health import START_HINT, _error_text, normalise_url
+from .health import _error_text, normalise_url, start_hint
 from .project import configured, find_project
 from .ui import Failure, console
 
@@ -58,7 +58,9 @@ def _failed(response: httpx.Response, what: str) -> Failure:
 
 def _transport(exc: httpx.HTTPError, client: httpx.Client) -> Failure:
     if isinstance(exc, httpx.ConnectError):
-        return Failure(f"cannot connect to {client.base_url}: {exc}", START_HINT)
+        return Failure(
+            f"cannot connect to {client.base_url}: {exc}", start_hint(str(client.base_url))
+        )
     return Failure(f"the transfer with {client.base_url} broke off: {exc!r}")
 
 

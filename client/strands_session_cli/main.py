@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from .backend import run, session, stop
 from .health import check_ready
+from .listing import list_command
+from .project import local_port
 from .scaffold import (
     DEFAULT_SESSION_URL,
     SESSION_STATES,
@@ -24,7 +26,7 @@ from .ui import Failure, console, warn
 
 def _version() -> str:
     try:
-        return version("strands-session-backend")
+        return version("strands-session-client")
     except PackageNotFoundError:
         return "unknown"
 
@@ -48,9 +50,9 @@ def _valid_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option(
     "--session-state",
     type=click.Choice(SESSION_STATES),
-    default="postgresql",
-    show_default=True,
-    help="Where conversations are kept: the session backend, local files, or nowhere.",
+    help="Where conversations are kept: `postgresql` wires the project to this session "
+    "backend; `file` keeps them as local files; `none` (the default, unless --session-url or "
+    "--api-key is given) keeps nothing.",
 )
 @click.option("--session-url", help=f"Session backend URL [default: {DEFAULT_SESSION_URL}].")
 @click.option("--api-key", help="Bearer key for the session backend (written to .env only).")
@@ -66,7 +68,7 @@ def _valid_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if --session-url is down.")
 def init(
     name: str,
-    session_state: str,
+    session_state: str | None,
     session_url: str | None,
     api_key: str | None,
     description: str,
@@ -75,8 +77,10 @@ def init(
     strict: bool,
 ) -> None:
     """Create the Strands agent project NAME (e.g. `travel-agent`) in a new folder."""
+    if session_state is None:
+        session_state = "postgresql" if (session_url or api_key) else "none"
     if session_state != "postgresql" and (session_url or api_key):
-        raise click.UsageError("--session-url and --api-key need --session-state postgresql")
+        raise click.UsageError("--session-url and --api-key need --session-state=postgresql")
     try:
         spec = ProjectSpec(
             name,
@@ -111,9 +115,13 @@ def _print_next_steps(spec: ProjectSpec, root: Path) -> None:
         f"(package {spec.package}, session state {spec.session_state})"
     )
     steps = [f"cd {root}", "python -m venv .venv && . .venv/bin/activate"]
-    steps.append("pip install -e '.[test]'")
     if spec.session_state == "postgresql":
+        steps.append(f"pip install {spec.context()['client_source']}   # client and strands-cli")
+    steps.append("pip install -e '.[test]'")
+    if spec.session_state == "postgresql" and local_port(spec.session_url) is not None:
         steps.append("strands-cli run        # or: strands-cli run --local (no Docker)")
+    elif spec.session_state == "postgresql":
+        steps.append("strands-cli session check")
     session = " --session-id demo" if spec.session_state != "none" else ""
     steps += [f'python -m {spec.package}{session} "Hello!"', "pytest"]
     console.print("Next steps:")
@@ -126,3 +134,4 @@ cli.add_command(stop)
 cli.add_command(session)
 session.add_command(export_command)
 session.add_command(import_command)
+session.add_command(list_command)

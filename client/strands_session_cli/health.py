@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-START_HINT = "is the backend running? try `strands-cli run --local` (or `strands-cli run`)."
+from .project import local_port
+
 MIGRATE_HINT = (
     "run the migrations: `python -m service migrate` (with compose: "
     "`docker compose run --rm migrate`), or start the backend with MIGRATE_ON_START=true."
@@ -35,6 +36,20 @@ class Readiness:
     def ok(self) -> bool:
         """True when the backend answered ready and accepted the credentials."""
         return self.problem is None
+
+
+def start_hint(url: str) -> str:
+    """What to do when nothing answers at `url`."""
+    port = local_port(url)
+    if port is None:
+        return (
+            f"is the backend at {url} running and reachable from here? Check the URL "
+            "(SESSION_BACKEND_URL, or --url)."
+        )
+    return (
+        f"nothing listens on port {port}: start the backend there with `strands-cli run --local` "
+        "(or `strands-cli run`) in the project whose .env names this URL, or check the URL."
+    )
 
 
 def normalise_url(url: str) -> str:
@@ -109,8 +124,10 @@ def check_ready(url: str, api_key: str | None = None, *, timeout: float = 5.0) -
     except httpx.ConnectError as exc:
         host = urlsplit(base).netloc
         if "refused" in str(exc).lower():
-            return Readiness(base, "refused", f"connection refused by {host}.", START_HINT)
-        return Readiness(base, "unreachable", f"could not connect to {host}: {exc}", START_HINT)
+            return Readiness(base, "refused", f"connection refused by {host}.", start_hint(base))
+        return Readiness(
+            base, "unreachable", f"could not connect to {host}: {exc}", start_hint(base)
+        )
     except httpx.TimeoutException:
         return Readiness(
             base,

@@ -1,0 +1,294 @@
+"""Write-behind: session writes leave the agent's critical path, and are durable by its end.
+
+``WriteBehindRepository`` wraps an ``HTTPSessionRepository``. Its writes (message appends and
+updates, agent and multi-agent creates and syncs) snapshot their arguments and join an ordered,
+bounded queue that one background thread sends, in order:
+
+- consecutive appends to one agent travel as one batch request (all or nothing);
+- an agent or multi-agent sync still waiting in the queue is dropped when a newer sync of the
+  same agent arrives (it replaces the whole state, so the older one is obsolete);
+- a full queue makes the writer wait (back-pressure), it never grows without bound;
+- every request keeps its ``Idempotency-Key`` across retries, so a retried write is applied once;
+- the first write that fails stops the queue: nothing queued after it is sent, and ``flush()``
+  raises that error (later calls raise an error pointing at it).
+
+``flush()`` is the barrier: it returns once everything queued is stored. Every read flushes
+first, so a read never misses a write made before it; ``HTTPSessionManager`` also flushes at the
+end of each invocation and on ``close()``. What a crash in the middle of an invocation can lose
+is that invocation's unflushed writes, never an earlier invocation's.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strands.session.session_repository import SessionRepository
+from strands.types.session import Session, SessionAgent, SessionMessage
+
+from .errors import SessionBackendError
+
+if TYPE_CHECKING:
+    from strands.multiagent.base import MultiAgentBase
+
+    from .repository import HTTPSessionRepository
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 100
+
+
+@dataclass(slots=True)
+class _Job:
+    """One queued write. ``append`` jobs carry a message and may join a batch; ``key`` marks a
+    sync that a newer one of the same key makes obsolete."""
+
+    send: Callable[[], None] | None = None
+    append: tuple[str, str, SessionMessage] | None = None
+    key: tuple[str, ...] | None = None
+    done: list[Callable[[], None]] = field(default_factory=list)
+
+
+class _MultiAgentSnapshot:
+    """What the repository reads of a Graph or Swarm (``id``, ``serialize_state()``), frozen."""
+
+    def __init__(self, multi_agent: MultiAgentBase) -> None:
+        self.id = multi_agent.id
+        self._state = copy.deepcopy(multi_agent.serialize_state())
+
+    def serialize_state(self) -> dict[str, Any]:
+        return self._state
+
+
+class WriteBehindRepository(SessionRepository):
+    """A ``SessionRepository`` whose writes are queued and sent by a background thread.
+
+    Args:
+        repository: The repository that sends the requests.
+        max_queued: Writes that may wait in the queue before a writer has to wait.
+    """
+
+    def __init__(self, repository: HTTPSessionRepository, *, max_queued: int = 1000) -> None:
+        """Wrap ``repository``; the sender thread starts with the first queued write."""
+        if max_queued < 1:
+            raise ValueError(f"max_queued must be at least 1, got {max_queued}")
+        self.repository = repository
+        self.max_queued = max_queued
+        self._queue: deque[_Job] = deque()
+        self._changed = threading.Condition()
+        self._sending = False
+        self._failure: BaseException | None = None
+        self._failure_raised = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- the barrier ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until everything queued is stored; raise the first failed write's error."""
+        with self._changed:
+            while (self._queue or self._sending) and self._failure is None:
+                self._changed.wait()
+            self._raise_if_failed()
+
+    def has_room(self, writes: int = 2) -> bool:
+        """Whether ``writes`` writes can be queued now without waiting for the sender."""
+        return len(self._queue) + writes <= self.max_queued
+
+    def close(self) -> None:
+        """Flush, then stop the sender thread (also when the flush raises)."""
+        try:
+            self.flush()
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join()
+
+    def _raise_if_failed(self) -> None:
+        failure = self._failure
+        if failure is None:
+            return
+        if not self._failure_raised:
+            self._failure_raised = True
+            raise failure
+        raise SessionBackendError(
+            "session writes stopped after an earlier write failed; build a new session manager "
+            f"to continue from what is stored (the failure: {failure})",
+            code="write_behind_failed",
+        ) from failure
+
+    # -- the queue -----------------------------------------------------------------------------
+
+    def _put(self, job: _Job) -> None:
+        with self._changed:
+            self._raise_if_failed()
+            if self._closed:
+                raise SessionBackendError("the session manager is closed", code="closed")
+            if job.key is not None:
+                # A newer sync replaces the whole state: a queued older one need not be sent.
+                for queued in [q for q in self._queue if q.key == job.key]:
+                    self._queue.remove(queued)
+            while len(self._queue) >= self.max_queued and self._failure is None:
+                self._changed.wait()
+            self._raise_if_failed()
+            self._queue.append(job)
+            self._changed.notify_all()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._send_forever, name="strands-session-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _next_jobs(self) -> list[_Job] | None:
+        """Take the next job, with the appends to the same agent that follow it (the caller
+        holds the lock). None: closed and drained."""
+        while not self._queue:
+            if self._closed:
+                return None
+            self._changed.wait()
+        jobs = [self._queue.popleft()]
+        if jobs[0].append is not None:
+            agent = jobs[0].append[:2]
+            while (
+                self._queue
+                and len(jobs) < MAX_BATCH
+                and self._queue[0].append is not None
+                and self._queue[0].append[:2] == agent
+            ):
+                jobs.append(self._queue.popleft())
+        return jobs
+
+    def _send_forever(self) -> None:
+        while True:
+            with self._changed:
+                jobs = self._next_jobs()
+                if jobs is None:
+                    return
+                self._sending = True
+                self._changed.notify_all()  # a writer waiting for room may go on
+            try:
+                self._send(jobs)
+            except BaseException as exc:  # any failure stops the queue and reaches the barrier
+                logger.warning("a queued session write failed; the writes after it are dropped")
+                with self._changed:
+                    self._failure = exc
+                    self._queue.clear()
+                    self._sending = False
+                    self._changed.notify_all()
+                continue
+            with self._changed:
+                self._sending = False
+                self._changed.notify_all()
+
+    def _send(self, jobs: list[_Job]) -> None:
+        if jobs[0].append is not None:
+            session_id, agent_id, _ = jobs[0].append
+            messages = [job.append[2] for job in jobs if job.append is not None]
+            self.repository.create_messages(session_id, agent_id, messages)
+        else:
+            assert jobs[0].send is not None
+            jobs[0].send()
+
+    # -- writes: snapshot now, send later -------------------------------------------------------
+
+    def create_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Queue a message append (consecutive ones may travel as one batch)."""
+        self._put(_Job(append=(session_id, agent_id, copy.deepcopy(session_message))))
+
+    def update_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Queue a message update (a redaction)."""
+        snapshot = copy.deepcopy(session_message)
+        self._put(_Job(lambda: self.repository.update_message(session_id, agent_id, snapshot)))
+
+    def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        """Queue an agent's creation."""
+        snapshot = copy.deepcopy(session_agent)
+        self._put(_Job(lambda: self.repository.create_agent(session_id, snapshot)))
+
+    def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        """Queue an agent sync, replacing a queued older sync of the same agent."""
+        snapshot = copy.deepcopy(session_agent)
+        self._put(
+            _Job(
+                lambda: self.repository.update_agent(session_id, snapshot),
+                key=("agent", session_id, session_agent.agent_id),
+            )
+        )
+
+    def create_multi_agent(
+        self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any
+    ) -> None:
+        """Queue the creation of a Graph's or Swarm's state."""
+        snapshot: Any = _MultiAgentSnapshot(multi_agent)
+        self._put(_Job(lambda: self.repository.create_multi_agent(session_id, snapshot)))
+
+    def update_multi_agent(
+        self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any
+    ) -> None:
+        """Queue a multi-agent sync, replacing a queued older one of the same Graph or Swarm."""
+        snapshot: Any = _MultiAgentSnapshot(multi_agent)
+        self._put(
+            _Job(
+                lambda: self.repository.update_multi_agent(session_id, snapshot),
+                key=("multi_agent", session_id, snapshot.id),
+            )
+        )
+
+    # -- everything else: after the queue, straight through ------------------------------------
+
+    def create_session(self, session: Session, **kwargs: Any) -> Session:
+        """Create the session now (after what is queued)."""
+        self.flush()
+        return self.repository.create_session(session)
+
+    def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
+        """Read the session once everything queued is stored."""
+        self.flush()
+        return self.repository.read_session(session_id)
+
+    def delete_session(self, session_id: str, **kwargs: Any) -> None:
+        """Delete the session once everything queued is stored."""
+        self.flush()
+        self.repository.delete_session(session_id)
+
+    def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
+        """Read an agent once everything queued is stored."""
+        self.flush()
+        return self.repository.read_agent(session_id, agent_id)
+
+    def read_message(
+        self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
+    ) -> SessionMessage | None:
+        """Read a message once everything queued is stored."""
+        self.flush()
+        return self.repository.read_message(session_id, agent_id, message_id)
+
+    def list_messages(
+        self,
+        session_id: str,
+        agent_id: str,
+        limit: int | None = None,
+        offset: int = 0,
+        **kwargs: Any,
+    ) -> list[SessionMessage]:
+        """List messages once everything queued is stored."""
+        self.flush()
+        return self.repository.list_messages(session_id, agent_id, limit, offset)
+
+    def read_multi_agent(
+        self, session_id: str, multi_agent_id: str, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Read a multi-agent state once everything queued is stored."""
+        self.flush()
+        return self.repository.read_multi_agent(session_id, multi_agent_id)
