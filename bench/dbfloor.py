@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-import uuid
 from typing import Any
 
 import asyncpg
@@ -48,17 +47,19 @@ async def _measure(
         next_id = iter(range(10**9))
 
         def insert() -> Any:
+            message_id = next(next_id)
             return conn.fetchrow(
                 Q["create_message"],
                 session_id,
                 insert_agent,
-                next(next_id),
+                message_id,
                 "user",
                 ["text"],
                 message_text,
                 None,
-                f"dbfloor-{uuid.uuid4().hex}",  # the idempotency key every write records
-                b"fingerprint",
+                f"dbfloor-{session_id}-{message_id}",  # the idempotency key every write records
+                b"dbfloor",
+                None,  # no X-Session-Lease
             )
 
         async def insert_in_transaction() -> None:

@@ -13,7 +13,7 @@
 --    agent's `message_count`, whose row trigger sends the agent-level notice bounded replicas
 --    need (one per statement and agent, as before).
 -- 3. `iso_timestamp(t)`: the contract's timestamp text, formatted by PostgreSQL.
--- depends: 0005.exactly-once-writes
+-- depends: 0006.session-leases
 
 ALTER TABLE agents ADD COLUMN message_count bigint NOT NULL DEFAULT 0;
 

@@ -60,6 +60,7 @@ _REPLAY = {
     "message": "replay_message",
     "messages": "replay_messages",
     "multi_agent": "replay_multi_agent",
+    "lease": "replay_lease",
 }
 _KEY_CONSTRAINT = "idempotency_keys_pkey"
 

@@ -18,6 +18,7 @@ class ServiceError(Exception):
 
     status = 500
     code = "internal"
+    headers: dict[str, str] | None = None  # extra response headers, e.g. Retry-After
 
     def __init__(
         self,
@@ -153,6 +154,10 @@ _DATA_ERRORS = (
 
 def from_database(exc: BaseException) -> ServiceError:
     """Translate a database error that escaped the retries into a contract error."""
+    from service.leases import fence_error  # leases builds on this module
+
+    if (fenced := fence_error(exc)) is not None:
+        return fenced
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict("a resource with that id already exists")
     if isinstance(exc, asyncpg.ForeignKeyViolationError):

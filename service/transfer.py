@@ -28,6 +28,7 @@ from service.errors import (
 )
 from service.models import content_types, session_body, timestamp
 from service.queries import Q
+from service.store.leases import fence
 from service.writes import Key
 
 CHUNK_BYTES = 64 * 1024  # a response chunk: big enough to be cheap, small enough to stream
@@ -153,13 +154,20 @@ def _batches(items: Sequence[T]) -> list[Sequence[T]]:
 
 
 async def restore(
-    conn: asyncpg.Connection, key: Key, bundle: ndjson.Bundle, replace: bool
+    conn: asyncpg.Connection,
+    key: Key,
+    bundle: ndjson.Bundle,
+    replace: bool,
+    lease: int | None = None,
 ) -> tuple[int, Any]:
     """Insert a parsed export (in the caller's transaction); 409 when the session exists
     (unless `replace`), which an expired one does not. (201, the session row), recorded under
-    `key`."""
+    `key`. Replacing a leased session takes its lease's token (`lease`), as every write under
+    it does."""
     s = bundle.session
     sid = s.session_id
+    if replace:
+        await fence(conn, sid, lease)
     await conn.fetchrow(Q["import_delete_session" if replace else "delete_expired_session"], sid)
     try:
         row = await conn.fetchrow(

@@ -2,12 +2,14 @@
 -- Insert an agent, recording key $6 (fingerprint $7) with the answer 201; no row when the id is
 -- taken or the session is missing or expired. Writes under a session hold its row FOR KEY SHARE
 -- until they commit, which is what prune and the sweeper lock against.
+-- $8: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     INSERT INTO agents (session_id, agent_id, state, conversation_manager_state, internal_state)
     SELECT $1::text, $2::text, $3::json, $4::json, $5::json
      WHERE EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $8::bigint))
     ON CONFLICT ON CONSTRAINT agents_pkey DO NOTHING
     RETURNING session_id, agent_id, state, conversation_manager_state, internal_state,
               version, created_at, updated_at, 0::bigint AS message_count
@@ -56,6 +58,7 @@ SELECT a.version,
 -- name: update_agent
 -- Replace the agent's state, recording key $7 (fingerprint $8) with the answer 200; no row when
 -- missing or when $6 (If-Match) differs.
+-- $9: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     UPDATE agents a
        SET state = $3, conversation_manager_state = $4, internal_state = $5,
@@ -65,6 +68,7 @@ WITH w AS (
        AND EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $9::bigint))
     RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
               a.version, a.created_at, a.updated_at,
               a.message_count
@@ -79,6 +83,7 @@ SELECT session_id, agent_id, state, conversation_manager_state, internal_state,
 -- name: delete_agent
 -- Delete an agent and its messages (ON DELETE CASCADE), recording key $4 (fingerprint $5) with
 -- the answer 204.
+-- $6: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     DELETE FROM agents
      WHERE session_id = $1 AND agent_id = $2
@@ -86,6 +91,7 @@ WITH w AS (
        AND EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $6::bigint))
     RETURNING version
 ), k AS (
     INSERT INTO idempotency_keys (key, fingerprint, status)

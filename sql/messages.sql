@@ -6,6 +6,7 @@
 -- name: create_message
 -- Insert a message and count it on its agent, recording key $8 (fingerprint $9) with the
 -- answer 201; no row when the id is taken or the session is missing or expired.
+-- $10: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
                           message, redact_message)
@@ -13,6 +14,7 @@ WITH w AS (
      WHERE EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $10::bigint))
     ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
     RETURNING session_id, agent_id, message_id, message, redact_message,
               version, created_at, updated_at
@@ -44,6 +46,7 @@ SELECT session_id, agent_id, message_id, message, redact_message, version,
 -- are skipped (then compared).
 -- When any is new, records key $8 (fingerprint $9) with the answer 201 and the new messages
 -- (record_batch_outcome replaces them with the whole batch when some were repeats).
+-- $10: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     INSERT INTO messages (session_id, agent_id, message_id, role, content_types,
                           message, redact_message)
@@ -54,6 +57,7 @@ WITH w AS (
      WHERE EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $10::bigint))
     ON CONFLICT ON CONSTRAINT messages_pkey DO NOTHING
     RETURNING session_id, agent_id, message_id, message, redact_message,
               version, created_at, updated_at
@@ -106,6 +110,7 @@ SELECT session_id, agent_id, message_id, message, redact_message, version,
 -- name: update_message
 -- Replace a message and its redaction, recording key $9 (fingerprint $10) with the answer 200;
 -- no row when missing or when $8 (If-Match) differs.
+-- $11: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     UPDATE messages
        SET role = $4, content_types = $5, message = $6, redact_message = $7,
@@ -115,6 +120,7 @@ WITH w AS (
        AND EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $11::bigint))
     RETURNING session_id, agent_id, message_id, message, redact_message,
               version, created_at, updated_at
 ), k AS (
@@ -136,6 +142,7 @@ SELECT version
 -- name: delete_message
 -- Delete one message and uncount it on its agent, recording key $5 (fingerprint $6) with the
 -- answer 204.
+-- $7: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     DELETE FROM messages
      WHERE session_id = $1 AND agent_id = $2 AND message_id = $3
@@ -143,6 +150,7 @@ WITH w AS (
        AND EXISTS (SELECT 1 FROM sessions s
                     WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
                       FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $7::bigint))
     RETURNING version
 ), k AS (
     INSERT INTO idempotency_keys (key, fingerprint, status)

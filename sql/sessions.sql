@@ -41,6 +41,7 @@ SELECT version
 -- name: update_session
 -- Replace the session's fields (expiry: $4 says whether to set it to $5, or $6 seconds from now),
 -- recording key $7 (fingerprint $8) with the answer 200.
+-- $9: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     UPDATE sessions
        SET session_type = $2, version = nextval('resource_versions'), updated_at = now(),
@@ -49,6 +50,7 @@ WITH w AS (
                              ELSE expires_at END
      WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
        AND ($3::bigint IS NULL OR version = $3)
+       AND (SELECT session_write_fence($1, $9::bigint))
     RETURNING session_id, session_type, version, created_at, updated_at, expires_at
 ), k AS (
     INSERT INTO idempotency_keys (key, fingerprint, status, response)
@@ -60,10 +62,12 @@ SELECT session_id, session_type, version, created_at, updated_at, expires_at
 -- name: delete_session
 -- Delete a session; its agents, messages and multi-agent states go with it (ON DELETE CASCADE).
 -- Records key $3 (fingerprint $4) with the answer 204.
+-- $5: the X-Session-Lease token, checked by session_write_fence (migration 0006).
 WITH w AS (
     DELETE FROM sessions
      WHERE session_id = $1 AND (expires_at IS NULL OR expires_at > now())
        AND ($2::bigint IS NULL OR version = $2)
+       AND (SELECT session_write_fence($1, $5::bigint))
     RETURNING version
 ), k AS (
     INSERT INTO idempotency_keys (key, fingerprint, status)

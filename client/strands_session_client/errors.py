@@ -12,7 +12,9 @@ from strands.types.exceptions import SessionException
 __all__ = [
     "InvalidSessionValueError",
     "SessionBackendError",
+    "SessionBusyError",
     "SessionConflictError",
+    "SessionLeaseLostError",
     "SessionNotFoundError",
     "SessionUnavailableError",
     "SessionVersionConflictError",
@@ -72,6 +74,16 @@ class SessionUnavailableError(SessionBackendError):
     """The service was unreachable, timed out, or kept answering 503/429 until retries ran out."""
 
 
+class SessionBusyError(SessionBackendError):
+    """Another holder has the session's lease (``session_busy``); with ``exclusive=True``, it
+    was still held when ``lease_wait`` ran out."""
+
+
+class SessionLeaseLostError(SessionBackendError):
+    """This client's lease on the session expired or was taken over (``lease_lost``): the write
+    was refused, and nothing more of the invocation is written."""
+
+
 class InvalidSessionValueError(SessionBackendError, ValueError):
     """A value was refused before sending: NaN/Infinity, a non-JSON type, a bad id or argument."""
 
@@ -85,6 +97,24 @@ _ERRORS_BY_STATUS: Final[dict[int, type[SessionBackendError]]] = {
     503: SessionUnavailableError,
     504: SessionUnavailableError,
 }
+
+
+# Codes of the session lease (409): they name the error whatever the status or caller expected.
+_ERRORS_BY_CODE: Final[dict[str, type[SessionBackendError]]] = {
+    "session_busy": SessionBusyError,
+    "lease_lost": SessionLeaseLostError,
+}
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The ``code`` of the service's error envelope, if the answer carries one."""
+    try:
+        payload = json.loads(response.content)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _error_from_response(
@@ -103,7 +133,8 @@ def _error_from_response(
         f"answered HTTP {response.status_code} {response.reason_phrase}: {response.text[:200]!r}"
     )
     status = response.status_code
-    return (cls or _ERRORS_BY_STATUS.get(status, SessionBackendError))(
+    by_code = _ERRORS_BY_CODE.get(str(envelope.get("code")))
+    return (by_code or cls or _ERRORS_BY_STATUS.get(status, SessionBackendError))(
         message,
         context=f"{prefix}{request.method} {request.url.path}: ",
         status=status,

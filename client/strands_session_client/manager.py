@@ -36,11 +36,14 @@ from strands.hooks.events import (
 from strands.session.repository_session_manager import RepositorySessionManager
 
 from .errors import InvalidSessionValueError, SessionBackendError
+from .lease import ExclusiveHooks, SessionLease
 from .repository import HTTPSessionRepository
 from .write_behind import WriteBehindRepository
 
 if TYPE_CHECKING:
     from strands.hooks.registry import HookRegistry
+    from strands.multiagent.base import MultiAgentBase
+    from strands.types.agent import LocalAgent
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,11 @@ class HTTPSessionManager(RepositorySessionManager):
             before an invocation returns, before any read, and on ``flush()`` / ``close()``.
             A crash in the middle of an invocation can lose that invocation's unsent writes.
         max_queued_writes: Bound of the write-behind queue (a full queue makes the agent wait).
+        exclusive: Hold the session's lease during every invocation, so that no other client
+            writes the session meanwhile (see ``strands_session_client.lease``).
+        lease_ttl: Seconds the lease lasts without renewal (it is renewed every third of it):
+            how long a crashed holder keeps others waiting.
+        lease_wait: Seconds to wait for a busy session before ``SessionBusyError``.
         **options: Passed to ``HTTPSessionRepository`` (``api_key``, timeouts, retries,
             ``optimistic``, ``client``, ``transport``…).
     """
@@ -72,17 +80,29 @@ class HTTPSessionManager(RepositorySessionManager):
         repository: HTTPSessionRepository | None = None,
         write_behind: bool = False,
         max_queued_writes: int = 1000,
+        exclusive: bool = False,
+        lease_ttl: float = 30.0,
+        lease_wait: float = 30.0,
         **options: Any,
     ) -> None:
         """Connect to the service and read or create the session."""
         if repository is not None and (options or base_url):
             raise InvalidSessionValueError("pass either repository or base_url/options, not both")
+        if repository is not None and exclusive:
+            # The lease fences the repository's writes: it cannot be shared with another manager.
+            raise InvalidSessionValueError(
+                "exclusive=True builds its own repository: pass base_url"
+            )
         self._owns_repository = repository is None
         self.repository = repository or HTTPSessionRepository(base_url, **options)
         self.write_behind: WriteBehindRepository | None = None
         if write_behind:
             self.write_behind = WriteBehindRepository(self.repository, max_queued=max_queued_writes)
+        self.exclusive: ExclusiveHooks | None = None
         try:
+            if exclusive:
+                lease = SessionLease(self.repository, session_id, ttl=lease_ttl, wait=lease_wait)
+                self.exclusive = ExclusiveHooks(self, lease)
             super().__init__(
                 session_id=session_id, session_repository=self.write_behind or self.repository
             )
@@ -93,8 +113,12 @@ class HTTPSessionManager(RepositorySessionManager):
     # -- hooks ---------------------------------------------------------------------------------
 
     def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
-        """Persist the agent (or Graph / Swarm) through this manager, off the event loop."""
-        self._register_session_hooks(registry)
+        """Persist the agent (or Graph / Swarm) through this manager, off the event loop; with
+        ``exclusive``, under the session's lease for each invocation."""
+        if self.exclusive is None:
+            self._register_session_hooks(registry)
+        else:
+            self.exclusive.register(registry, self._register_session_hooks)
 
     def _register_session_hooks(self, registry: Any) -> None:
         """The manager's own callbacks; code that wraps them (a lease around each invocation)
@@ -141,6 +165,41 @@ class HTTPSessionManager(RepositorySessionManager):
     async def _barrier(self) -> None:
         if self.write_behind is not None:
             await asyncio.to_thread(self.write_behind.flush)
+
+    # -- exclusive sessions: small hooks; the logic is in .lease -------------------------------
+
+    def initialize(self, agent: LocalAgent, **kwargs: Any) -> None:
+        """Restore (or create) the agent in the session; under the lease when ``exclusive``."""
+        if self.exclusive is None:
+            super().initialize(agent, **kwargs)
+        else:
+            self.exclusive.held(
+                ("agents", agent.agent_id),
+                lambda: super(HTTPSessionManager, self).initialize(agent, **kwargs),
+            )
+
+    def initialize_multi_agent(self, source: MultiAgentBase, **kwargs: Any) -> None:
+        """Restore (or create) a Graph's or Swarm's state; under the lease when ``exclusive``."""
+        if self.exclusive is None:
+            super().initialize_multi_agent(source, **kwargs)
+        else:
+            self.exclusive.held(
+                ("multi-agents", source.id),
+                lambda: super(HTTPSessionManager, self).initialize_multi_agent(source, **kwargs),
+            )
+
+    def _reload_agent(self, agent: LocalAgent) -> None:
+        """Restore the agent from the session again, as Strands does when it is constructed."""
+        self._latest_agent_message.pop(agent.agent_id, None)
+        self._last_synced_internal_state.pop(agent.agent_id, None)
+        self._is_new_session = False
+        super().initialize(agent)
+
+    def _reload_multi_agent(self, source: MultiAgentBase) -> None:
+        """Restore a Graph's or Swarm's state from the session again."""
+        state = self.session_repository.read_multi_agent(self.session_id, source.id)
+        if state is not None:
+            source.deserialize_state(state)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

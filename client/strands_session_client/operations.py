@@ -35,6 +35,7 @@ from .errors import (
     SessionConflictError,
     SessionNotFoundError,
     SessionVersionConflictError,
+    _error_code,
     _error_from_response,
     _expect,
 )
@@ -236,7 +237,7 @@ class _SessionOperations:
         message_id = _message_id(session_message.message_id)
         payload = session_message.to_dict()
         response = yield _request("POST", self._messages_path(session_id, agent_id), payload)
-        if response.status_code == 409:
+        if response.status_code == 409 and _error_code(response) == "conflict":
             trimmed_below = self._trimmed_below.get((session_id, agent_id), 0)
             if self.optimistic and message_id >= trimmed_below:
                 raise _error_from_response(

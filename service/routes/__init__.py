@@ -57,7 +57,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         304: "Not modified (If-None-Match matched).",
         401: "Missing or wrong API key.",
         404: "Not found.",
-        409: "The id exists with different content.",
+        409: "The id exists with different content; or the session is leased: `session_busy` "
+        "(no X-Session-Lease while a live lease is held) or `lease_lost` (a stale token).",
         412: "If-Match did not match the stored version.",
         413: "Body too large.",
         415: "Body is not application/json.",

@@ -10,6 +10,7 @@ from service import jsonio
 from service.cache import agent_key
 from service.errors import InvalidId
 from service.http import JSONRoute, if_match, respond
+from service.leases import LeaseToken
 from service.models import AgentCreate, AgentOut, AgentUpdate, Page, agent_body
 from service.routes import AgentId, Cursor, Limit, SessionId, Svc, cached_read, errors, location
 from service.store import agents as store
@@ -36,11 +37,11 @@ def _documents(body: AgentUpdate) -> tuple[bytes, bytes, bytes]:
     summary="Create an agent (an identical repeat answers 200)",
 )
 async def create_agent(
-    session_id: SessionId, body: AgentCreate, request: Request, svc: Svc
+    session_id: SessionId, body: AgentCreate, request: Request, svc: Svc, lease: LeaseToken = None
 ) -> Response:
     write = await write_of(request, session_id)
     status, row = await svc.db.write(
-        write, "agent", store.create_agent, session_id, body.agent_id, *_documents(body)
+        write, "agent", store.create_agent, session_id, body.agent_id, *_documents(body), lease
     )
     await svc.cache.drop(agent_key(session_id, body.agent_id))
     return respond(
@@ -89,11 +90,16 @@ async def read_agent(
 @router.put(
     "/{agent_id}",
     response_model=AgentOut,
-    responses=errors(404, 412, 415),
+    responses=errors(404, 409, 412, 415),
     summary="Replace an agent's state (never creates)",
 )
 async def update_agent(
-    session_id: SessionId, agent_id: AgentId, body: AgentUpdate, request: Request, svc: Svc
+    session_id: SessionId,
+    agent_id: AgentId,
+    body: AgentUpdate,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     if body.agent_id not in (None, agent_id):
         raise InvalidId("agent_id in the body does not match the path")
@@ -106,6 +112,7 @@ async def update_agent(
         agent_id,
         *_documents(body),
         if_match(request),
+        lease,
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return respond(agent_body(row), status, version=row["version"])
@@ -115,13 +122,15 @@ async def update_agent(
     "/{agent_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(404, 412),
+    responses=errors(404, 409, 412),
     summary="Delete an agent and its messages",
 )
 async def delete_agent(
-    session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc
+    session_id: SessionId, agent_id: AgentId, request: Request, svc: Svc, lease: LeaseToken = None
 ) -> Response:
     write = await write_of(request, session_id)
-    await svc.db.write(write, "empty", store.delete_agent, session_id, agent_id, if_match(request))
+    await svc.db.write(
+        write, "empty", store.delete_agent, session_id, agent_id, if_match(request), lease
+    )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

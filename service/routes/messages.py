@@ -10,6 +10,7 @@ from service import jsonio
 from service.cache import agent_key
 from service.errors import InvalidId, InvalidRequest
 from service.http import JSONRoute, if_match, none_match, not_modified, respond
+from service.leases import LeaseToken
 from service.models import (
     MAX_MESSAGE_ID,
     MessageBatch,
@@ -60,11 +61,17 @@ def _new(body: MessageUpdate, message_id: int) -> NewMessage:
     summary="Append a message (an identical repeat answers 200)",
 )
 async def create_message(
-    session_id: SessionId, agent_id: AgentId, body: MessageCreate, request: Request, svc: Svc
+    session_id: SessionId,
+    agent_id: AgentId,
+    body: MessageCreate,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     write = await write_of(request, session_id)
+    new = _new(body, body.message_id)
     status, row = await svc.db.write(
-        write, "message", store.create_message, session_id, agent_id, _new(body, body.message_id)
+        write, "message", store.create_message, session_id, agent_id, new, lease
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return respond(
@@ -83,7 +90,12 @@ async def create_message(
     summary="Append up to 1000 messages, all or nothing",
 )
 async def create_messages(
-    session_id: SessionId, agent_id: AgentId, body: MessageBatch, request: Request, svc: Svc
+    session_id: SessionId,
+    agent_id: AgentId,
+    body: MessageBatch,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     ids = [m.message_id for m in body.messages]
     if len(set(ids)) != len(ids):
@@ -96,6 +108,7 @@ async def create_messages(
         session_id,
         agent_id,
         [_new(m, m.message_id) for m in body.messages],
+        lease,
         atomic=True,  # repeats are compared after the insert: a 409 undoes it
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
@@ -158,7 +171,7 @@ async def read_message(
 @router.put(
     "/{message_id}",
     response_model=MessageOut,
-    responses=errors(404, 412, 415),
+    responses=errors(404, 409, 412, 415),
     summary="Replace a message and its redaction (never creates)",
 )
 async def update_message(
@@ -168,6 +181,7 @@ async def update_message(
     body: MessageUpdate,
     request: Request,
     svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     if body.message_id not in (None, message_id):
         raise InvalidId("message_id in the body does not match the path")
@@ -180,6 +194,7 @@ async def update_message(
         agent_id,
         _new(body, message_id),
         if_match(request),
+        lease,
     )
     return respond(message_body(row), status, version=row["version"])
 
@@ -188,7 +203,7 @@ async def update_message(
     "/{message_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(404, 412),
+    responses=errors(404, 409, 412),
     summary="Delete a message",
 )
 async def delete_message(
@@ -197,10 +212,18 @@ async def delete_message(
     message_id: MessageIdPath,
     request: Request,
     svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     write = await write_of(request, session_id)
     await svc.db.write(
-        write, "empty", store.delete_message, session_id, agent_id, message_id, if_match(request)
+        write,
+        "empty",
+        store.delete_message,
+        session_id,
+        agent_id,
+        message_id,
+        if_match(request),
+        lease,
     )
     await svc.cache.drop(agent_key(session_id, agent_id))
     return Response(status_code=204)

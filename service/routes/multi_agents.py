@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from service import jsonio
 from service.errors import InvalidId
 from service.http import JSONRoute, if_match, none_match, not_modified, respond
+from service.leases import LeaseToken
 from service.models import MultiAgentCreate, MultiAgentOut, MultiAgentUpdate, multi_agent_body
 from service.routes import MultiAgentId, SessionId, Svc, errors, location
 from service.store import multi_agents as store
@@ -27,7 +28,11 @@ router = APIRouter(
     summary="Create a multi-agent state (an identical repeat answers 200)",
 )
 async def create_multi_agent(
-    session_id: SessionId, body: MultiAgentCreate, request: Request, svc: Svc
+    session_id: SessionId,
+    body: MultiAgentCreate,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     write = await write_of(request, session_id)
     status, row = await svc.db.write(
@@ -37,6 +42,7 @@ async def create_multi_agent(
         session_id,
         body.multi_agent_id,
         jsonio.dumps(body.state),
+        lease,
     )
     return respond(
         multi_agent_body(row),
@@ -64,7 +70,7 @@ async def read_multi_agent(
 @router.put(
     "/{multi_agent_id}",
     response_model=MultiAgentOut,
-    responses=errors(404, 412, 415),
+    responses=errors(404, 409, 412, 415),
     summary="Replace a multi-agent state (never creates)",
 )
 async def update_multi_agent(
@@ -73,6 +79,7 @@ async def update_multi_agent(
     body: MultiAgentUpdate,
     request: Request,
     svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     if body.multi_agent_id not in (None, multi_agent_id):
         raise InvalidId("multi_agent_id in the body does not match the path")
@@ -85,6 +92,7 @@ async def update_multi_agent(
         multi_agent_id,
         jsonio.dumps(body.state),
         if_match(request),
+        lease,
     )
     return respond(multi_agent_body(row), status, version=row["version"])
 
@@ -93,14 +101,24 @@ async def update_multi_agent(
     "/{multi_agent_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(404, 412),
+    responses=errors(404, 409, 412),
     summary="Delete a multi-agent state",
 )
 async def delete_multi_agent(
-    session_id: SessionId, multi_agent_id: MultiAgentId, request: Request, svc: Svc
+    session_id: SessionId,
+    multi_agent_id: MultiAgentId,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     write = await write_of(request, session_id)
     await svc.db.write(
-        write, "empty", store.delete_multi_agent, session_id, multi_agent_id, if_match(request)
+        write,
+        "empty",
+        store.delete_multi_agent,
+        session_id,
+        multi_agent_id,
+        if_match(request),
+        lease,
     )
     return Response(status_code=204)

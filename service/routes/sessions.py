@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from service.cache import session_key
 from service.errors import InvalidId
 from service.http import JSONRoute, if_match, respond
+from service.leases import LeaseToken
 from service.models import (
     Page,
     SessionCreate,
@@ -100,11 +101,15 @@ async def read_session(session_id: SessionId, request: Request, svc: Svc) -> Res
 @router.put(
     "/{session_id}",
     response_model=SessionOut,
-    responses=errors(404, 412, 415),
+    responses=errors(404, 409, 412, 415),
     summary="Update a session (never creates)",
 )
 async def update_session(
-    session_id: SessionId, body: SessionUpdate, request: Request, svc: Svc
+    session_id: SessionId,
+    body: SessionUpdate,
+    request: Request,
+    svc: Svc,
+    lease: LeaseToken = None,
 ) -> Response:
     if body.session_id not in (None, session_id):
         raise InvalidId("session_id in the body does not match the path")
@@ -117,6 +122,7 @@ async def update_session(
         body.session_type,
         if_match(request),
         body.expiry(),
+        lease,
     )
     await svc.cache.drop_session(session_id)  # its agents' entries carry its expiry too
     return respond(session_body(row), status, version=row["version"])
@@ -126,11 +132,13 @@ async def update_session(
     "/{session_id}",
     status_code=204,
     response_class=Response,
-    responses=errors(404, 412),
+    responses=errors(404, 409, 412),
     summary="Delete a session with its agents, messages and multi-agent states",
 )
-async def delete_session(session_id: SessionId, request: Request, svc: Svc) -> Response:
+async def delete_session(
+    session_id: SessionId, request: Request, svc: Svc, lease: LeaseToken = None
+) -> Response:
     write = await write_of(request, session_id)
-    await svc.db.write(write, "empty", store.delete_session, session_id, if_match(request))
+    await svc.db.write(write, "empty", store.delete_session, session_id, if_match(request), lease)
     await svc.cache.drop_session(session_id)
     return Response(status_code=204)

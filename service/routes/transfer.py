@@ -15,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from service import ndjson, transfer
 from service.errors import UnsupportedMediaType
 from service.http import JSONRequest, respond
+from service.leases import LeaseToken
 from service.models import ErrorEnvelope, SessionOut, session_body
 from service.routes import SessionId, Svc, errors, location
 from service.settings import Settings
@@ -103,6 +104,7 @@ async def import_session(
     request: Request,
     svc: Svc,
     replace: Annotated[bool, Query(description="Replace an existing session atomically.")] = False,
+    lease: LeaseToken = None,
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     if not _NDJSON.match(content_type):
@@ -115,7 +117,7 @@ async def import_session(
     session_id = bundle.session.session_id
     write = await write_of(request, session_id, body=body)
     status, row = await svc.db.write(
-        write, "session", transfer.restore, bundle, replace, atomic=True
+        write, "session", transfer.restore, bundle, replace, lease, atomic=True
     )
     await svc.cache.drop_session(session_id)
     return respond(

@@ -18,11 +18,15 @@ async def create_agent(
     state: bytes,
     conversation_manager_state: bytes,
     internal_state: bytes,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
-    """Insert (201, recorded under `key`); an identical existing agent answers 200, else 409."""
+    """Insert (201, recorded under `key`); an identical existing agent answers 200, else 409.
+
+    `lease`, here and in every write under a session, is the X-Session-Lease token the SQL
+    passes to session_write_fence (service.leases)."""
     args = (session_id, agent_id, state, conversation_manager_state, internal_state)
     try:
-        row = await conn.fetchrow(Q["create_agent"], *args, key.value, key.fingerprint)
+        row = await conn.fetchrow(Q["create_agent"], *args, key.value, key.fingerprint, lease)
     except asyncpg.ForeignKeyViolationError:
         raise session_missing(session_id) from None
     if row is not None:
@@ -63,6 +67,7 @@ async def update_agent(
     conversation_manager_state: bytes,
     internal_state: bytes,
     if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
     row = await conn.fetchrow(
         Q["update_agent"],
@@ -74,6 +79,7 @@ async def update_agent(
         if_match,
         key.value,
         key.fingerprint,
+        lease,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -88,9 +94,14 @@ async def update_agent(
 
 
 async def delete_agent(
-    conn: asyncpg.Connection, key: Key, session_id: str, agent_id: str, if_match: int | None
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    agent_id: str,
+    if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, None]:
-    args = (session_id, agent_id, if_match, key.value, key.fingerprint)
+    args = (session_id, agent_id, if_match, key.value, key.fingerprint, lease)
     if await conn.fetchrow(Q["delete_agent"], *args) is None:
         raise await missing_or_mismatch(
             conn,

@@ -25,7 +25,12 @@ class NewMessage:
 
 
 async def create_message(
-    conn: asyncpg.Connection, key: Key, session_id: str, agent_id: str, new: NewMessage
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    agent_id: str,
+    new: NewMessage,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
     """Insert (201, recorded under `key`); an identical existing message answers 200, else 409."""
     try:
@@ -40,6 +45,7 @@ async def create_message(
             new.redact_message,
             key.value,
             key.fingerprint,
+            lease,
         )
     except asyncpg.ForeignKeyViolationError:
         raise agent_missing(session_id, agent_id) from None
@@ -61,7 +67,12 @@ async def create_message(
 
 
 async def create_messages(
-    conn: asyncpg.Connection, key: Key, session_id: str, agent_id: str, batch: list[NewMessage]
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    agent_id: str,
+    batch: list[NewMessage],
+    lease: int | None = None,
 ) -> tuple[int, list[asyncpg.Record]]:
     """Insert a batch in one statement (in the caller's transaction); ids already taken must
     hold identical messages. 201 (recorded under `key`) when any was new, else 200."""
@@ -78,6 +89,7 @@ async def create_messages(
             [m.redact_message for m in batch],
             key.value,
             key.fingerprint,
+            lease,
         )
     except asyncpg.ForeignKeyViolationError:
         raise agent_missing(session_id, agent_id) from None
@@ -124,6 +136,7 @@ async def update_message(
     agent_id: str,
     new: NewMessage,
     if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
     row = await conn.fetchrow(
         Q["update_message"],
@@ -137,6 +150,7 @@ async def update_message(
         if_match,
         key.value,
         key.fingerprint,
+        lease,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -157,8 +171,9 @@ async def delete_message(
     agent_id: str,
     message_id: int,
     if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, None]:
-    args = (session_id, agent_id, message_id, if_match, key.value, key.fingerprint)
+    args = (session_id, agent_id, message_id, if_match, key.value, key.fingerprint, lease)
     row = await conn.fetchrow(Q["delete_message"], *args)
     if row is None:
         raise await missing_or_mismatch(

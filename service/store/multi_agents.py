@@ -11,10 +11,15 @@ from service.writes import Key
 
 
 async def create_multi_agent(
-    conn: asyncpg.Connection, key: Key, session_id: str, multi_agent_id: str, state: bytes
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    multi_agent_id: str,
+    state: bytes,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
     """Insert (201, recorded under `key`); an identical existing state answers 200, else 409."""
-    args = (session_id, multi_agent_id, state, key.value, key.fingerprint)
+    args = (session_id, multi_agent_id, state, key.value, key.fingerprint, lease)
     try:
         row = await conn.fetchrow(Q["create_multi_agent"], *args)
     except asyncpg.ForeignKeyViolationError:
@@ -45,8 +50,9 @@ async def update_multi_agent(
     multi_agent_id: str,
     state: bytes,
     if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
-    args = (session_id, multi_agent_id, state, if_match, key.value, key.fingerprint)
+    args = (session_id, multi_agent_id, state, if_match, key.value, key.fingerprint, lease)
     row = await conn.fetchrow(Q["update_multi_agent"], *args)
     if row is None:
         raise await missing_or_mismatch(
@@ -61,9 +67,14 @@ async def update_multi_agent(
 
 
 async def delete_multi_agent(
-    conn: asyncpg.Connection, key: Key, session_id: str, multi_agent_id: str, if_match: int | None
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    multi_agent_id: str,
+    if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, None]:
-    args = (session_id, multi_agent_id, if_match, key.value, key.fingerprint)
+    args = (session_id, multi_agent_id, if_match, key.value, key.fingerprint, lease)
     row = await conn.fetchrow(Q["delete_multi_agent"], *args)
     if row is None:
         raise await missing_or_mismatch(

@@ -57,6 +57,7 @@ async def update_session(
     session_type: str,
     if_match: int | None,
     expiry: tuple[datetime | None, float | None] | None = None,
+    lease: int | None = None,
 ) -> tuple[int, asyncpg.Record]:
     """`expiry` is (expires_at, ttl_seconds) to change it (both None: never expires); None keeps
     it."""
@@ -71,6 +72,7 @@ async def update_session(
         ttl_seconds,
         key.value,
         key.fingerprint,
+        lease,
     )
     if row is None:
         raise await missing_or_mismatch(
@@ -85,9 +87,14 @@ async def update_session(
 
 
 async def delete_session(
-    conn: asyncpg.Connection, key: Key, session_id: str, if_match: int | None
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    if_match: int | None,
+    lease: int | None = None,
 ) -> tuple[int, None]:
-    row = await conn.fetchrow(Q["delete_session"], session_id, if_match, key.value, key.fingerprint)
+    args = (session_id, if_match, key.value, key.fingerprint, lease)
+    row = await conn.fetchrow(Q["delete_session"], *args)
     if row is None:
         raise await missing_or_mismatch(
             conn,
