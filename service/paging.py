@@ -10,13 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
 from service.errors import InvalidRequest
 
 _TAG = 16
+T = TypeVar("T")
+
+
+def session_position(row: Any) -> list[Any]:
+    """A session's place in the newest-first list of sessions (the API's and the browser's)."""
+    return [row["created_at"].isoformat(), row["session_id"]]
 
 
 class Cursors:
@@ -32,6 +39,16 @@ class Cursors:
         """A cursor for the position after `key` in the list named by `scope`."""
         payload = orjson.dumps(key)
         return base64.urlsafe_b64encode(self._sign(scope, payload) + payload).decode().rstrip("=")
+
+    def page(
+        self, scope: str, rows: list[T], limit: int, key: Callable[[T], list[Any]]
+    ) -> tuple[list[T], str | None]:
+        """Trim `rows` (fetched with `limit + 1`) to a page, and its next cursor, None when
+        it is the last: the one extra row is how the end of a keyset list is known."""
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, self.issue(scope, key(rows[-1]))
 
     def read(self, scope: str, cursor: str) -> list[Any]:
         """The key inside `cursor`; 422 unless this service issued it for this very list."""

@@ -61,10 +61,7 @@ async def list_agents(
     scope = f"agents|{session_id}"
     after = svc.cursors.read(scope, cursor)[0] if cursor is not None else None
     rows = await svc.db.run(store.list_agents, session_id, after, limit + 1)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = svc.cursors.issue(scope, [rows[-1]["agent_id"]])
+    rows, next_cursor = svc.cursors.page(scope, rows, limit, lambda r: [r["agent_id"]])
     return respond({"items": [agent_body(r) for r in rows], "next_cursor": next_cursor})
 
 

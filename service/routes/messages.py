@@ -145,10 +145,7 @@ async def list_messages(
     rows = await svc.db.run(
         store.list_messages, session_id, agent_id, after, offset, limit + 1, order == "desc"
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = svc.cursors.issue(scope, [rows[-1]["message_id"]])
+    rows, next_cursor = svc.cursors.page(scope, rows, limit, lambda r: [r["message_id"]])
     return respond({"items": [message_body(r) for r in rows], "next_cursor": next_cursor})
 
 

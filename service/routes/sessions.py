@@ -19,6 +19,7 @@ from service.models import (
     SessionUpdate,
     session_body,
 )
+from service.paging import session_position
 from service.routes import Cursor, Limit, SessionId, Svc, cached_read, errors, location
 from service.store import sessions as store
 from service.writes import write_of
@@ -75,11 +76,7 @@ async def list_sessions(
     rows = await svc.db.run(
         store.list_sessions, created_after, created_before, session_type, after, limit + 1
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = svc.cursors.issue(scope, [last["created_at"].isoformat(), last["session_id"]])
+    rows, next_cursor = svc.cursors.page(scope, rows, limit, session_position)
     return respond({"items": [session_body(r) for r in rows], "next_cursor": next_cursor})
 
 

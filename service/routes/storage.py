@@ -105,10 +105,7 @@ async def list_objects(
     scope = f"storage|{normalized}"
     after = str(svc.cursors.read(scope, cursor)[0]) if cursor is not None else ""
     keys = await svc.db.run(store.list_objects, normalized, after, limit + 1)
-    next_cursor = None
-    if len(keys) > limit:
-        keys = keys[:limit]
-        next_cursor = svc.cursors.issue(scope, [keys[-1]])
+    keys, next_cursor = svc.cursors.page(scope, keys, limit, lambda k: [k])
     return respond({"items": keys, "next_cursor": next_cursor})
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from service import transfer
 from service.models import MAX_MESSAGE_ID, SESSION_TYPES
+from service.paging import session_position
 from service.queries import Q
 from service.routes import Svc
 from service.routes.transfer import NDJSONStream
@@ -80,12 +81,7 @@ async def sessions_page(
         sid,
         limit + 1,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = svc.cursors.issue(
-            scope, [rows[-1]["created_at"].isoformat(), rows[-1]["session_id"]]
-        )
+    rows, next_cursor = svc.cursors.page(scope, rows, limit, session_position)
     filters = {
         "created_after": created_after,
         "created_before": created_before,
@@ -129,10 +125,7 @@ async def session_page(
     scope = f"ui-agents|{session_id}"
     after = svc.cursors.read(scope, cursor)[0] if cursor else None
     agents = await svc.db.run(_fetch, "ui_session_agents", session_id, after, limit + 1)
-    next_cursor = None
-    if len(agents) > limit:
-        agents = agents[:limit]
-        next_cursor = svc.cursors.issue(scope, [agents[-1]["agent_id"]])
+    agents, next_cursor = svc.cursors.page(scope, agents, limit, lambda r: [r["agent_id"]])
     multi_agents = [
         {**m, "pretty": content.pretty(m["state"])} for m in content.parse(session["multi_agents"])
     ]
@@ -185,10 +178,7 @@ async def conversation_page(
     scope = f"ui-messages|{session_id}|{agent_id}"
     after = svc.cursors.read(scope, cursor)[0] if cursor else None
     rows = await svc.db.run(_fetch, "ui_messages", session_id, agent_id, after, limit + 1)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = svc.cursors.issue(scope, [rows[-1]["message_id"]])
+    rows, next_cursor = svc.cursors.page(scope, rows, limit, lambda r: [r["message_id"]])
     return page(
         request,
         "conversation.html",
