@@ -164,7 +164,7 @@ class HTTPSessionManager(RepositorySessionManager):
 
     async def _barrier(self) -> None:
         if self.write_behind is not None:
-            await asyncio.to_thread(self.write_behind.flush)
+            await self.write_behind.flush_async()
 
     # -- exclusive sessions: small hooks; the logic is in .lease -------------------------------
 

@@ -20,6 +20,7 @@ is that invocation's unflushed writes, never an earlier invocation's.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import threading
@@ -54,6 +55,11 @@ class _Job:
     done: list[Callable[[], None]] = field(default_factory=list)
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # the awaiting task may have been cancelled
+        future.set_result(None)
+
+
 class _MultiAgentSnapshot:
     """What the repository reads of a Graph or Swarm (``id``, ``serialize_state()``), frozen."""
 
@@ -86,6 +92,8 @@ class WriteBehindRepository(SessionRepository):
         self._failure_raised = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        # Event loops awaiting the barrier (flush_async): woken once the queue drains or fails.
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # -- the barrier ---------------------------------------------------------------------------
 
@@ -95,6 +103,32 @@ class WriteBehindRepository(SessionRepository):
             while (self._queue or self._sending) and self._failure is None:
                 self._changed.wait()
             self._raise_if_failed()
+
+    async def flush_async(self) -> None:
+        """``flush`` for an event loop: the loop waits without blocking, and without a worker
+        thread in between (the sender wakes it when the queue drains)."""
+        with self._changed:
+            if self._drained():
+                self._raise_if_failed()
+                return
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append((future.get_loop(), future))
+        await future
+        self.flush()  # drained by now: raises the failure, if any
+
+    def _drained(self) -> bool:
+        return self._failure is not None or not (self._queue or self._sending)
+
+    def _wake_waiters(self) -> None:
+        """Wake the loops awaiting the barrier once it is reached (the caller holds the lock)."""
+        if not self._waiters or not self._drained():
+            return
+        waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # that loop is closed: nobody awaits it any more
+                pass
 
     def has_room(self, writes: int = 2) -> bool:
         """Whether ``writes`` writes can be queued now without waiting for the sender."""
@@ -182,10 +216,12 @@ class WriteBehindRepository(SessionRepository):
                     self._queue.clear()
                     self._sending = False
                     self._changed.notify_all()
+                    self._wake_waiters()
                 continue
             with self._changed:
                 self._sending = False
                 self._changed.notify_all()
+                self._wake_waiters()
 
     def _send(self, jobs: list[_Job]) -> None:
         if jobs[0].append is not None:
