@@ -46,6 +46,7 @@ from service.routes import (
     sessions,
     storage,
     transfer,
+    turns,
 )
 from service.settings import Settings, redact_dsn
 from service.sweeper import Sweeper
@@ -273,6 +274,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     # first. No two routers' paths overlap, so the order changes nothing else.
     for router in (
         messages.router,
+        turns.router,
         agents.router,
         sessions.router,
         multi_agents.router,

@@ -44,6 +44,7 @@ _REPLAY = {
     "messages": "replay_messages",
     "multi_agent": "replay_multi_agent",
     "lease": "replay_lease",
+    "turn": "replay_turn",
 }
 _KEY_CONSTRAINT = "idempotency_keys_pkey"
 

@@ -165,6 +165,17 @@ class MessageBatch(_Body):
     messages: Annotated[list[MessageCreate], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+class TurnWrite(_Body):
+    """A turn's writes to one agent: messages to append and the agent's new state."""
+
+    messages: Annotated[list[MessageCreate], Field(max_length=MAX_BATCH)] = Field(
+        default_factory=list, description="Appended first, all or nothing (as a batch)."
+    )
+    agent: AgentUpdate | None = Field(
+        None, description="Then the agent's state, replaced as a PUT without If-Match does."
+    )
+
+
 class MultiAgentUpdate(_Body):
     multi_agent_id: Id | None = None
     state: JsonObject
@@ -205,6 +216,11 @@ class MessageOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class TurnOut(BaseModel):
+    messages: list[MessageOut]
+    agent: AgentOut | None = Field(description="null when the turn had no agent state.")
 
 
 class MultiAgentOut(BaseModel):

@@ -1,0 +1,98 @@
+"""A turn's writes to one agent: its new messages and its state, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from service import jsonio
+from service.errors import Conflict, agent_missing
+from service.queries import Q
+from service.store.messages import NewMessage
+from service.writes import Key
+
+
+async def write_turn(
+    conn: asyncpg.Connection,
+    key: Key,
+    session_id: str,
+    agent_id: str,
+    batch: list[NewMessage],
+    agent: tuple[bytes, bytes, bytes] | None,
+    lease: int | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Append `batch` (ids already taken must hold identical messages, as in a batch append),
+    then replace the agent's state with `agent` (state, conversation manager state, internal
+    state) when given; in the caller's transaction. 201 when any message was new, else 200;
+    recorded under `key` when anything was written. The answer: {"messages": rows, "agent":
+    row or None}, the shape `replay_turn` gives back."""
+    rows: list[Any] = []
+    inserted = 0
+    ids = [m.message_id for m in batch]
+    if batch:
+        try:
+            fresh = await conn.fetch(
+                Q["append_turn_messages"],
+                session_id,
+                agent_id,
+                ids,
+                [m.role for m in batch],
+                [jsonio.dumps(m.content_types) for m in batch],
+                [m.message for m in batch],
+                [m.redact_message for m in batch],
+                lease,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise agent_missing(session_id, agent_id) from None
+        inserted = len(fresh)
+        rows = list(fresh)
+        if inserted < len(batch):
+            rows.extend(await _repeats(conn, session_id, agent_id, batch, fresh))
+            rows.sort(key=lambda row: row["message_id"])
+    agent_row = None
+    if agent is not None:
+        agent_row = await conn.fetchrow(Q["sync_turn_agent"], session_id, agent_id, *agent, lease)
+        if agent_row is None:
+            raise agent_missing(session_id, agent_id)
+    status = 201 if inserted else 200
+    if inserted or agent_row is not None:
+        await conn.execute(
+            Q["record_turn_outcome"],
+            key.value,
+            key.fingerprint,
+            status,
+            session_id,
+            agent_id,
+            ids,
+            agent_row is not None,
+        )
+    return status, {"messages": rows, "agent": agent_row}
+
+
+async def _repeats(
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    batch: list[NewMessage],
+    fresh: list[asyncpg.Record],
+) -> list[asyncpg.Record]:
+    """The stored messages of the batch's ids that were taken; 409 unless all are identical."""
+    inserted = {row["message_id"] for row in fresh}
+    taken = [m for m in batch if m.message_id not in inserted]
+    existing = await conn.fetch(
+        Q["compare_messages"],
+        session_id,
+        agent_id,
+        [m.message_id for m in taken],
+        [m.message for m in taken],
+        [m.redact_message for m in taken],
+    )
+    if not existing and not fresh:  # nothing inserted, nothing to compare: the session expired
+        raise agent_missing(session_id, agent_id)
+    differing = sorted(row["message_id"] for row in existing if not row["same"])
+    if differing or len(existing) < len(taken):
+        raise Conflict(
+            f"messages {differing} already exist with different content; nothing was stored"
+        )
+    return list(existing)
