@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage
 
-from .errors import SessionBackendError
+from .codec import _check_id, _message_id, _path, _request
+from .errors import SessionBackendError, _error_code, _expect
 
 if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
 
+    from .operations import _Operation
     from .repository import HTTPSessionRepository
 
 logger = logging.getLogger(__name__)
@@ -46,13 +48,23 @@ MAX_BATCH = 100
 
 @dataclass(slots=True)
 class _Job:
-    """One queued write. ``append`` jobs carry a message and may join a batch; ``key`` marks a
-    sync that a newer one of the same key makes obsolete."""
+    """One queued write. ``append`` jobs carry a message and ``agent`` jobs an agent's state;
+    consecutive ones of one agent may travel together. ``key`` marks a sync that a newer one of
+    the same key makes obsolete."""
 
     send: Callable[[], None] | None = None
     append: tuple[str, str, SessionMessage] | None = None
+    agent: tuple[str, SessionAgent] | None = None
     key: tuple[str, ...] | None = None
     done: list[Callable[[], None]] = field(default_factory=list)
+
+    def target(self) -> tuple[str, str] | None:
+        """(session id, agent id) of an append or an agent sync, else None."""
+        if self.append is not None:
+            return self.append[0], self.append[1]
+        if self.agent is not None:
+            return self.agent[0], self.agent[1].agent_id
+        return None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -92,6 +104,9 @@ class WriteBehindRepository(SessionRepository):
         self._failure_raised = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        # Whether the service takes a turn's writes in one request (POST .../turn); cleared
+        # when it answers that route with 404 or 405 (a service older than the route).
+        self.turn_route = True
         # Event loops awaiting the barrier (flush_async): woken once the queue drains or fails.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
@@ -181,23 +196,26 @@ class WriteBehindRepository(SessionRepository):
                 self._thread.start()
 
     def _next_jobs(self) -> list[_Job] | None:
-        """Take the next job, with the appends to the same agent that follow it (the caller
-        holds the lock). None: closed and drained."""
+        """Take the next job, with the appends and syncs of the same agent that follow it (the
+        caller holds the lock). None: closed and drained."""
         while not self._queue:
             if self._closed:
                 return None
             self._changed.wait()
         jobs = [self._queue.popleft()]
-        if jobs[0].append is not None:
-            agent = jobs[0].append[:2]
-            while (
-                self._queue
-                and len(jobs) < MAX_BATCH
-                and self._queue[0].append is not None
-                and self._queue[0].append[:2] == agent
-            ):
+        target = jobs[0].target()
+        if target is not None:
+            joins = self._joins_turn()
+            while self._queue and len(jobs) < MAX_BATCH and self._queue[0].target() == target:
+                if not joins and (jobs[0].append is None or self._queue[0].append is None):
+                    break  # without the turn route only appends travel together
                 jobs.append(self._queue.popleft())
         return jobs
+
+    def _joins_turn(self) -> bool:
+        # An agent sync travels with the appends around it in one turn request, unless the
+        # service has no such route or each sync must carry If-Match (optimistic mode).
+        return self.turn_route and not self.repository.optimistic
 
     def _send_forever(self) -> None:
         while True:
@@ -224,10 +242,31 @@ class WriteBehindRepository(SessionRepository):
                 self._wake_waiters()
 
     def _send(self, jobs: list[_Job]) -> None:
-        if jobs[0].append is not None:
-            session_id, agent_id, _ = jobs[0].append
-            messages = [job.append[2] for job in jobs if job.append is not None]
-            self.repository.create_messages(session_id, agent_id, messages)
+        messages = [job.append[2] for job in jobs if job.append is not None]
+        agents = [job.agent[1] for job in jobs if job.agent is not None]
+        target = jobs[0].target()
+        if target is not None and agents and (messages or len(agents) > 1):
+            # Appends and syncs of one agent: one transaction, and the latest state wins.
+            if self.repository._run(_op_write_turn(*target, messages, agents[-1])):
+                return
+            # Nothing was written: the agent is missing (the writes below raise that), or the
+            # service is older than the route (they succeed, and the route is not tried again).
+            # Either way, the same writes in their order: runs of appends, each sync alone.
+            run: list[_Job] = []
+            for job in jobs:
+                if job.append is None:
+                    if run:
+                        self._send(run)
+                    run = []
+                    self._send([job])
+                else:
+                    run.append(job)
+            if run:
+                self._send(run)
+            self.turn_route = False
+        elif messages:
+            assert target is not None
+            self.repository.create_messages(*target, messages)
         else:
             assert jobs[0].send is not None
             jobs[0].send()
@@ -258,6 +297,7 @@ class WriteBehindRepository(SessionRepository):
         self._put(
             _Job(
                 lambda: self.repository.update_agent(session_id, snapshot),
+                agent=(session_id, snapshot),
                 key=("agent", session_id, session_agent.agent_id),
             )
         )
@@ -328,3 +368,25 @@ class WriteBehindRepository(SessionRepository):
         """Read a multi-agent state once everything queued is stored."""
         self.flush()
         return self.repository.read_multi_agent(session_id, multi_agent_id)
+
+
+def _op_write_turn(
+    session_id: str, agent_id: str, messages: list[SessionMessage], agent: SessionAgent
+) -> _Operation[bool]:
+    """Append ``messages`` and replace the agent's state in one request (all or nothing).
+    False when the service has no such route: nothing was written."""
+    _check_id("session_id", session_id)
+    _check_id("agent_id", agent_id)
+    for message in messages:
+        _message_id(message.message_id)
+    payload = {"messages": [m.to_dict() for m in messages], "agent": agent.to_dict()}
+    path = _path("sessions", session_id, "agents", agent_id, "turn")
+    response = yield _request("POST", path, payload)
+    if response.status_code in (404, 405) and _error_code(response) in (
+        "not_found",
+        "method_not_allowed",
+    ):
+        # No such agent, or no such route: each write alone tells which, with its own error.
+        return False
+    _expect(response, 200, 201)
+    return True

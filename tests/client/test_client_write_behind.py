@@ -292,7 +292,10 @@ def test_a_graph_with_write_behind_stores_its_state_before_it_returns(
         assert state["execution_order"] == graph.serialize_state()["execution_order"]
 
 
-def test_the_queue_is_bounded_and_keeps_order_batches_and_drops_obsolete_syncs() -> None:
+@pytest.mark.parametrize("turn_route", [True, False], ids=["turn_route", "older_service"])
+def test_the_queue_is_bounded_and_keeps_order_batches_and_drops_obsolete_syncs(
+    turn_route: bool,
+) -> None:
     from strands.types.session import SessionAgent, SessionMessage
     from strands_session_client.write_behind import WriteBehindRepository
 
@@ -303,6 +306,10 @@ def test_the_queue_is_bounded_and_keeps_order_batches_and_drops_obsolete_syncs()
         gate.wait(10)
         body = json.loads(request.content)
         sent.append((request.method, request.url.path.rsplit("/", 1)[-1], body))
+        if request.url.path.endswith("/turn"):
+            if not turn_route:  # a service older than the route
+                return httpx.Response(404, json={"error": {"code": "not_found", "message": "?"}})
+            return httpx.Response(201, json={"messages": body["messages"], "agent": body["agent"]})
         if request.url.path.endswith("/batch"):
             return httpx.Response(201, json={"items": body["messages"], "next_cursor": None})
         return httpx.Response(200 if request.method == "PUT" else 201, json=body)
@@ -316,30 +323,100 @@ def test_the_queue_is_bounded_and_keeps_order_batches_and_drops_obsolete_syncs()
     def agent(turn: int) -> SessionAgent:
         return SessionAgent("a", {"turn": turn}, {})
 
-    queue.create_message("s", "a", message(0))  # taken by the sender, held at the gate
-    while not queue.has_room(3):
-        time.sleep(0.01)
-    queue.update_agent("s", agent(1))
-    queue.create_message("s", "a", message(1))
-    queue.create_message("s", "a", message(2))  # the queue is full (3)
-    queue.update_agent("s", agent(2))  # replaces the queued older sync: room for it
-    blocked = threading.Thread(target=queue.create_message, args=("s", "a", message(3)))
-    blocked.start()  # full again: this writer waits...
-    time.sleep(0.2)
-    assert blocked.is_alive()
-    gate.set()  # ...until the sender makes room
-    blocked.join(10)
+    def run() -> None:
+        queue.create_message("s", "a", message(0))  # taken by the sender, held at the gate
+        while not queue.has_room(3):
+            time.sleep(0.01)
+        queue.update_agent("s", agent(1))
+        queue.create_message("s", "a", message(1))
+        queue.create_message("s", "a", message(2))  # the queue is full (3)
+        queue.update_agent("s", agent(2))  # replaces the queued older sync: room for it
+        blocked = threading.Thread(target=queue.create_message, args=("s", "a", message(3)))
+        blocked.start()  # full again: this writer waits...
+        time.sleep(0.2)
+        assert blocked.is_alive()
+        gate.set()  # ...until the sender makes room
+        blocked.join(10)
+        queue.flush()
+
+    run()
+    requests = [(method, last) for method, last, _ in sent]
+    if turn_route:
+        # Messages 1 and 2 and only the newest agent sync (the older one was still queued) in
+        # one turn request.
+        assert requests == [("POST", "messages"), ("POST", "turn"), ("POST", "messages")]
+        turn = sent[1][2]
+        assert [m["message_id"] for m in turn["messages"]] == [1, 2]
+        assert turn["agent"]["state"] == {"turn": 2}
+        assert sent[2][2]["message_id"] == 3
+    else:
+        # The turn route answered 404: the same writes, in their order, one route each; the
+        # route is not tried again.
+        assert requests == [
+            ("POST", "messages"),
+            ("POST", "turn"),
+            ("POST", "batch"),  # messages 1 and 2 in one request
+            ("PUT", "a"),  # only the newest agent sync: the older one was still queued
+            ("POST", "messages"),
+        ]
+        assert [m["message_id"] for m in sent[2][2]["messages"]] == [1, 2]
+        assert sent[3][2]["state"] == {"turn": 2}
+        assert sent[4][2]["message_id"] == 3
+        gate.clear()
+        sent.clear()
+        queue.create_message("s", "a", message(4))  # held at the gate...
+        while not queue.has_room(3):
+            time.sleep(0.01)
+        queue.create_message("s", "a", message(5))  # ...while these two queue up
+        queue.update_agent("s", agent(3))
+        gate.set()
+        queue.flush()
+        requests = [(method, last) for method, last, _ in sent]
+        assert requests == [("POST", "messages"), ("POST", "messages"), ("PUT", "a")]
     queue.close()
 
-    assert [(method, last) for method, last, _ in sent] == [
-        ("POST", "messages"),
-        ("POST", "batch"),  # messages 1 and 2 in one request
-        ("PUT", "a"),  # only the newest agent sync: the older one was still queued
-        ("POST", "messages"),
-    ]
-    assert [m["message_id"] for m in sent[1][2]["messages"]] == [1, 2]
-    assert sent[2][2]["state"] == {"turn": 2}
-    assert sent[3][2]["message_id"] == 3
+
+def test_a_turn_request_keeps_its_idempotency_key_across_retries(
+    client_server_url: str,
+) -> None:
+    """The turn request through a real service, with its first answer lost: the retry carries
+    the same key, and the turn is stored once (the service answers the recorded outcome)."""
+    from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+    from strands_session_client.write_behind import WriteBehindRepository
+
+    keys: list[str] = []
+    queued = threading.Event()
+
+    class LoseFirstTurnAnswer(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/messages"):
+                queued.wait(10)  # the first append waits until the rest is queued behind it
+            response = super().handle_request(request)
+            if request.url.path.endswith("/turn"):
+                keys.append(request.headers["idempotency-key"])
+                if len(keys) == 1:
+                    response.read()
+                    raise httpx.ReadError("the answer was lost", request=request)
+            return response
+
+    session_id = f"turn-retry-{uuid.uuid4().hex}"
+    repo = HTTPSessionRepository(client_server_url, transport=LoseFirstTurnAnswer())
+    repo.create_session(Session(session_id=session_id, session_type=SessionType.AGENT))
+    repo.create_agent(session_id, SessionAgent("a", {}, {}))
+    queue = WriteBehindRepository(repo)
+    for n in range(3):
+        queue.create_message(
+            session_id, "a", SessionMessage({"role": "user", "content": [{"text": str(n)}]}, n)
+        )
+    queue.update_agent(session_id, SessionAgent("a", {"turn": 1}, {}))
+    queued.set()
+    queue.close()
+    assert len(keys) == 2 and keys[0] == keys[1]
+    with HTTPSessionRepository(client_server_url) as reader:
+        assert [m.message_id for m in reader.list_messages(session_id, "a")] == [0, 1, 2]
+        stored = reader.read_agent(session_id, "a")
+    assert stored is not None and stored.state == {"turn": 1}
+    repo.close()
 
 
 def test_the_first_failed_write_stops_the_queue_and_is_raised_at_the_barrier() -> None:
