@@ -38,7 +38,7 @@ from strands.session.repository_session_manager import RepositorySessionManager
 from .errors import InvalidSessionValueError, SessionBackendError
 from .lease import ExclusiveHooks, SessionLease
 from .repository import HTTPSessionRepository
-from .write_behind import WriteBehindRepository
+from .write_behind import LINGER, WriteBehindRepository
 
 if TYPE_CHECKING:
     from strands.hooks.registry import HookRegistry
@@ -63,6 +63,8 @@ class HTTPSessionManager(RepositorySessionManager):
             before an invocation returns, before any read, and on ``flush()`` / ``close()``.
             A crash in the middle of an invocation can lose that invocation's unsent writes.
         max_queued_writes: Bound of the write-behind queue (a full queue makes the agent wait).
+        write_behind_linger: Seconds a burst of queued writes may gather before it is sent
+            (default 0.005; the end of an invocation sends at once); 0: send each at once.
         exclusive: Hold the session's lease during every invocation, so that no other client
             writes the session meanwhile (see ``strands_session_client.lease``).
         lease_ttl: Seconds the lease lasts without renewal (it is renewed every third of it):
@@ -80,6 +82,7 @@ class HTTPSessionManager(RepositorySessionManager):
         repository: HTTPSessionRepository | None = None,
         write_behind: bool = False,
         max_queued_writes: int = 1000,
+        write_behind_linger: float = LINGER,
         exclusive: bool = False,
         lease_ttl: float = 30.0,
         lease_wait: float = 30.0,
@@ -97,7 +100,9 @@ class HTTPSessionManager(RepositorySessionManager):
         self.repository = repository or HTTPSessionRepository(base_url, **options)
         self.write_behind: WriteBehindRepository | None = None
         if write_behind:
-            self.write_behind = WriteBehindRepository(self.repository, max_queued=max_queued_writes)
+            self.write_behind = WriteBehindRepository(
+                self.repository, max_queued=max_queued_writes, linger=write_behind_linger
+            )
         self.exclusive: ExclusiveHooks | None = None
         try:
             if exclusive:

@@ -4,7 +4,11 @@
 updates, agent and multi-agent creates and syncs) snapshot their arguments and join an ordered,
 bounded queue that one background thread sends, in order:
 
-- consecutive appends to one agent travel as one batch request (all or nothing);
+- consecutive appends to one agent travel as one batch request (all or nothing), and with
+  the agent's syncs among them as one turn request (``POST .../turn``: the appends and the
+  latest state in one transaction), so a turn's writes cost one round trip;
+- a burst of writes gathers for up to ``linger`` (5 ms) before it is sent, unless a barrier
+  waits for it: a turn whose writes all come within that time is sent as one request;
 - an agent or multi-agent sync still waiting in the queue is dropped when a newer sync of the
   same agent arrives (it replaces the whole state, so the older one is obsolete);
 - a full queue makes the writer wait (back-pressure), it never grows without bound;
@@ -24,6 +28,7 @@ import asyncio
 import copy
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +49,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 100
+# How long the sender lets a burst of writes gather before sending it, unless a barrier waits.
+# An agent's turn queues its writes within a few milliseconds (CPython hands the GIL to another
+# thread only every 5 ms while one computes, so a sender rarely gets going sooner anyway); what
+# gathers in that time travels as one request, and the barrier at the end of the turn sends at
+# once, so it waits for one round trip rather than for a write in flight and then the rest.
+LINGER = 0.005
 
 
 @dataclass(slots=True)
@@ -89,14 +100,21 @@ class WriteBehindRepository(SessionRepository):
     Args:
         repository: The repository that sends the requests.
         max_queued: Writes that may wait in the queue before a writer has to wait.
+        linger: Seconds a burst of writes may gather before it is sent (a barrier sends at
+            once); 0 sends each write as soon as the sender is free.
     """
 
-    def __init__(self, repository: HTTPSessionRepository, *, max_queued: int = 1000) -> None:
+    def __init__(
+        self, repository: HTTPSessionRepository, *, max_queued: int = 1000, linger: float = LINGER
+    ) -> None:
         """Wrap ``repository``; the sender thread starts with the first queued write."""
         if max_queued < 1:
             raise ValueError(f"max_queued must be at least 1, got {max_queued}")
+        if not 0 <= linger <= 1:
+            raise ValueError(f"linger must be between 0 and 1 second, got {linger}")
         self.repository = repository
         self.max_queued = max_queued
+        self.linger = linger
         self._queue: deque[_Job] = deque()
         self._changed = threading.Condition()
         self._sending = False
@@ -107,6 +125,7 @@ class WriteBehindRepository(SessionRepository):
         # Whether the service takes a turn's writes in one request (POST .../turn); cleared
         # when it answers that route with 404 or 405 (a service older than the route).
         self.turn_route = True
+        self._urgent = False  # a barrier waits: send what is queued now
         # Event loops awaiting the barrier (flush_async): woken once the queue drains or fails.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
@@ -115,6 +134,8 @@ class WriteBehindRepository(SessionRepository):
     def flush(self) -> None:
         """Wait until everything queued is stored; raise the first failed write's error."""
         with self._changed:
+            self._urgent = True
+            self._changed.notify_all()
             while (self._queue or self._sending) and self._failure is None:
                 self._changed.wait()
             self._raise_if_failed()
@@ -128,6 +149,8 @@ class WriteBehindRepository(SessionRepository):
                 return
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append((future.get_loop(), future))
+            self._urgent = True
+            self._changed.notify_all()
         await future
         self.flush()  # drained by now: raises the failure, if any
 
@@ -201,7 +224,17 @@ class WriteBehindRepository(SessionRepository):
         while not self._queue:
             if self._closed:
                 return None
+            self._urgent = False
             self._changed.wait()
+        if self.linger > 0 and not self._urgent:
+            deadline = time.monotonic() + self.linger
+            while not (self._urgent or self._closed) and len(self._queue) < min(
+                MAX_BATCH, self.max_queued
+            ):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
         jobs = [self._queue.popleft()]
         target = jobs[0].target()
         if target is not None:
