@@ -64,7 +64,7 @@ class HTTPSessionManager(RepositorySessionManager):
             A crash in the middle of an invocation can lose that invocation's unsent writes.
         max_queued_writes: Bound of the write-behind queue (a full queue makes the agent wait).
         write_behind_linger: Seconds a burst of queued writes may gather before it is sent
-            (default 0.005; the end of an invocation sends at once); 0: send each at once.
+            (default 0.02; the end of an invocation sends at once); 0: send each at once.
         exclusive: Hold the session's lease during every invocation, so that no other client
             writes the session meanwhile (see ``strands_session_client.lease``).
         lease_ttl: Seconds the lease lasts without renewal (it is renewed every third of it):

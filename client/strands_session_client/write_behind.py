@@ -7,7 +7,7 @@ bounded queue that one background thread sends, in order:
 - consecutive appends to one agent travel as one batch request (all or nothing), and with
   the agent's syncs among them as one turn request (``POST .../turn``: the appends and the
   latest state in one transaction), so a turn's writes cost one round trip;
-- a burst of writes gathers for up to ``linger`` (5 ms) before it is sent, unless a barrier
+- a burst of writes gathers for up to ``linger`` (20 ms) before it is sent, unless a barrier
   waits for it: a turn whose writes all come within that time is sent as one request;
 - an agent or multi-agent sync still waiting in the queue is dropped when a newer sync of the
   same agent arrives (it replaces the whole state, so the older one is obsolete);
@@ -50,11 +50,12 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 100
 # How long the sender lets a burst of writes gather before sending it, unless a barrier waits.
-# An agent's turn queues its writes within a few milliseconds (CPython hands the GIL to another
-# thread only every 5 ms while one computes, so a sender rarely gets going sooner anyway); what
-# gathers in that time travels as one request, and the barrier at the end of the turn sends at
-# once, so it waits for one round trip rather than for a write in flight and then the rest.
-LINGER = 0.005
+# The writes of a turn that computes without waiting (a fast model, a quick tool) come within a
+# few milliseconds of each other and of the barrier at its end: sent as they come, the barrier
+# waits for the one in flight and then for the rest; gathered, they are one request, which the
+# barrier sends at once. A real model call takes well over this, so the writes made before it
+# still travel while the model thinks.
+LINGER = 0.02
 
 
 @dataclass(slots=True)
