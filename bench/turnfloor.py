@@ -25,11 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import servers
+from bench import peers_agent, servers
 from bench.peers import _database
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import peers_agent
 
 
 def _median_ms(values: list[float]) -> float:

@@ -29,22 +29,42 @@ SELECT session_id, agent_id, message_id, message, redact_message, version,
   FROM w;
 
 -- name: sync_turn_agent
--- Replace the agent's state ($3..$5) as a PUT without If-Match does; no row when the agent (or
--- its session) does not exist. Records no key. $6: the X-Session-Lease token.
-UPDATE agents a
-   SET state = $3, conversation_manager_state = $4, internal_state = $5,
-       version = nextval('resource_versions'), updated_at = now()
- WHERE a.session_id = $1 AND a.agent_id = $2
-   AND EXISTS (SELECT 1 FROM sessions s
-                WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
-                  FOR KEY SHARE)
-   AND (SELECT session_write_fence($1, $6::bigint))
-RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
-          a.version, a.created_at, a.updated_at, a.message_count;
+-- Replace the agent's state ($3..$5) as a PUT without If-Match does, and record key $7
+-- (fingerprint $8) with status $9 and the turn's answer: the messages of ids $10 as they are
+-- now (inserted by append_turn_messages earlier in the transaction) and the agent. No row when
+-- the agent (or its session) does not exist. $6: the X-Session-Lease token.
+WITH w AS (
+    UPDATE agents a
+       SET state = $3, conversation_manager_state = $4, internal_state = $5,
+           version = nextval('resource_versions'), updated_at = now()
+     WHERE a.session_id = $1 AND a.agent_id = $2
+       AND EXISTS (SELECT 1 FROM sessions s
+                    WHERE s.session_id = $1 AND (s.expires_at IS NULL OR s.expires_at > now())
+                      FOR KEY SHARE)
+       AND (SELECT session_write_fence($1, $6::bigint))
+    RETURNING a.session_id, a.agent_id, a.state, a.conversation_manager_state, a.internal_state,
+              a.version, a.created_at, a.updated_at, a.message_count
+), k AS (
+    INSERT INTO idempotency_keys (key, fingerprint, status, response)
+    SELECT $7, $8, $9, json_build_object(
+               'messages',
+               (SELECT array_agg(m ORDER BY m.message_id)::text
+                  FROM (SELECT session_id, agent_id, message_id, message, redact_message,
+                               version, created_at, updated_at
+                          FROM messages
+                         WHERE session_id = $1 AND agent_id = $2
+                           AND message_id = ANY($10::integer[])) AS m),
+               'agent', w::text
+           )::text
+      FROM w
+)
+SELECT session_id, agent_id, state, conversation_manager_state, internal_state,
+       version, created_at, updated_at, message_count
+  FROM w;
 
 -- name: record_turn_outcome
--- Record key $1 (fingerprint $2) with status $3 and the turn's answer: the messages of ids $6
--- and, when $7, the agent, as they are now (in the turn's transaction).
+-- For a turn without agent state: record key $1 (fingerprint $2) with status $3 and the turn's
+-- answer, the messages of ids $6 as they are now (in the turn's transaction).
 INSERT INTO idempotency_keys (key, fingerprint, status, response)
 SELECT $1, $2, $3, json_build_object(
            'messages',
@@ -54,12 +74,7 @@ SELECT $1, $2, $3, json_build_object(
                       FROM messages
                      WHERE session_id = $4 AND agent_id = $5
                        AND message_id = ANY($6::integer[])) AS m),
-           'agent',
-           (SELECT a::text
-              FROM (SELECT session_id, agent_id, state, conversation_manager_state,
-                           internal_state, version, created_at, updated_at, message_count
-                      FROM agents
-                     WHERE session_id = $4 AND agent_id = $5 AND $7::boolean) AS a)
+           'agent', NULL
        )::text;
 
 -- name: replay_turn

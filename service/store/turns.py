@@ -50,13 +50,23 @@ async def write_turn(
         if inserted < len(batch):
             rows.extend(await _repeats(conn, session_id, agent_id, batch, fresh))
             rows.sort(key=lambda row: row["message_id"])
+    status = 201 if inserted else 200
     agent_row = None
-    if agent is not None:
-        agent_row = await conn.fetchrow(Q["sync_turn_agent"], session_id, agent_id, *agent, lease)
+    if agent is not None:  # the state, with the key recorded in the same statement
+        agent_row = await conn.fetchrow(
+            Q["sync_turn_agent"],
+            session_id,
+            agent_id,
+            *agent,
+            lease,
+            key.value,
+            key.fingerprint,
+            status,
+            ids,
+        )
         if agent_row is None:
             raise agent_missing(session_id, agent_id)
-    status = 201 if inserted else 200
-    if inserted or agent_row is not None:
+    elif inserted:
         await conn.execute(
             Q["record_turn_outcome"],
             key.value,
@@ -65,7 +75,6 @@ async def write_turn(
             session_id,
             agent_id,
             ids,
-            agent_row is not None,
         )
     return status, {"messages": rows, "agent": agent_row}
 
