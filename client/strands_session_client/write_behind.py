@@ -272,6 +272,10 @@ class WriteBehindRepository(SessionRepository):
                 continue
             with self._changed:
                 self._sending = False
+                if not self._queue:
+                    # The barrier is reached: the next turn's writes gather again, even when
+                    # they come before this thread gets back to waiting for them.
+                    self._urgent = False
                 self._changed.notify_all()
                 self._wake_waiters()
 

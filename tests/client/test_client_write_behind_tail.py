@@ -73,6 +73,18 @@ def test_a_turn_queued_within_the_linger_is_one_request_sent_at_the_barrier() ->
     queue.close()
 
 
+def test_after_a_barrier_the_next_turn_gathers_again() -> None:
+    recorder = Recorder()
+    queue = queue_for(recorder, linger=1.0)
+    for turn in range(3):
+        a_turn(queue, 4 * turn)  # queued right after the previous barrier returned
+        assert len(recorder.sent) == turn  # still gathering
+        queue.flush()
+        assert len(recorder.sent) == turn + 1
+    assert [route for route, _ in recorder.sent] == ["turn"] * 3
+    queue.close()
+
+
 def test_without_a_linger_the_first_write_leaves_at_once() -> None:
     recorder = Recorder()
     recorder.gate.clear()
