@@ -107,6 +107,12 @@ async def test_a_repeated_key_answers_the_first_outcome_and_applies_nothing(api,
     other = await api.post(f"{a}/turn", json={"agent": state(9)}, headers=headers)
     assert other.status_code == 422 and other.json()["error"]["code"] == "invalid_request"
 
+    # A messages-only turn: its repeat stores nothing new, and answers the first 201.
+    headers = {"Idempotency-Key": f"{sid}-messages"}
+    once = await api.post(f"{a}/turn", json={"messages": [msg(2)]}, headers=headers)
+    twice = await api.post(f"{a}/turn", json={"messages": [msg(2)]}, headers=headers)
+    assert once.status_code == twice.status_code == 201 and once.content == twice.content
+
     # An agent-only turn is recorded too (it wrote something), and replays its 200.
     headers = {"Idempotency-Key": f"{sid}-state"}
     once = await api.post(f"{a}/turn", json={"agent": state(2)}, headers=headers)
