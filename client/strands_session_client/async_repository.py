@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _Request
+from .codec import _STARTED, _Request
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
 
 _T = TypeVar("_T")
+# Loop turns given to a request started ahead before the operation goes on (taking a pooled
+# connection and writing the request take a few).
+_STEPS_TO_SEND = 3
 
 
 class AsyncHTTPSessionRepository(_SessionOperations):
@@ -99,11 +103,23 @@ class AsyncHTTPSessionRepository(_SessionOperations):
         return _raise_if_retryable(request, response)
 
     async def _run(self, operation: _Operation[_T]) -> _T:
+        started: dict[int, tuple[_Request, asyncio.Task[httpx.Response]]] = {}
         try:
             request = next(operation)
             while True:
+                if request.ahead:  # sent by a task of its own while the operation goes on
+                    request.ahead = False
+                    started[id(request)] = (request, asyncio.create_task(self._send(request)))
+                    # Let the task write the request before the operation holds the loop.
+                    for _ in range(_STEPS_TO_SEND):
+                        await asyncio.sleep(0)
+                    request = operation.send(_STARTED)
+                    continue
                 try:
-                    response = await self._send(request)
+                    if (ahead := started.pop(id(request), None)) is not None:
+                        response = await ahead[1]
+                    else:
+                        response = await self._send(request)
                 except _RetryableFailure as failure:
                     raise failure.give_up(self._client.base_url) from failure.cause
                 request = operation.send(response)
@@ -112,6 +128,9 @@ class AsyncHTTPSessionRepository(_SessionOperations):
             return result
         finally:
             operation.close()
+            for _, task in started.values():  # requests the operation did not wait for
+                task.cancel()
+            await asyncio.gather(*(task for _, task in started.values()), return_exceptions=True)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless the client was passed in)."""

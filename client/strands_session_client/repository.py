@@ -3,6 +3,8 @@ one pooled ``httpx.Client``."""
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,7 +13,7 @@ import httpx
 from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _Request
+from .codec import _STARTED, _Request
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -125,11 +127,24 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
         return _raise_if_retryable(request, response)
 
     def _run(self, operation: _Operation[_T]) -> _T:
+        started: dict[int, tuple[_Request, Future[httpx.Response]]] = {}
+        pool: ThreadPoolExecutor | None = None
         try:
             request = next(operation)
             while True:
+                if request.ahead:  # sent from a thread of its own while the operation goes on
+                    request.ahead = False
+                    if pool is None:
+                        pool = ThreadPoolExecutor(1, thread_name_prefix="strands-session-ahead")
+                    sending = pool.submit(contextvars.copy_context().run, self._send, request)
+                    started[id(request)] = (request, sending)
+                    request = operation.send(_STARTED)
+                    continue
                 try:
-                    response = self._send(request)
+                    if (ahead := started.pop(id(request), None)) is not None:
+                        response = ahead[1].result()
+                    else:
+                        response = self._send(request)
                 except _RetryableFailure as failure:
                     raise failure.give_up(self._client.base_url) from failure.cause
                 request = operation.send(response)
@@ -138,6 +153,8 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
             return result
         finally:
             operation.close()
+            if pool is not None:  # a request the operation did not wait for ends here too
+                pool.shutdown(wait=True)
 
     def close(self) -> None:
         """Release the repository. A client passed in, and the shared pool of repositories
