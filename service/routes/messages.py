@@ -20,6 +20,7 @@ from service.models import (
     Page,
     content_types,
     message_body,
+    message_items,
 )
 from service.routes import (
     AgentId,
@@ -147,7 +148,7 @@ async def list_messages(
         store.list_messages, session_id, agent_id, after, offset, limit + 1, order == "desc"
     )
     rows, next_cursor = svc.cursors.page(scope, rows, limit, lambda r: [r["message_id"]])
-    return respond_page(request, [message_body(r) for r in rows], next_cursor)
+    return respond_page(request, message_items(rows), next_cursor)
 
 
 @router.get(
