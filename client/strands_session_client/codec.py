@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
-import orjson
+import pydantic_core
 from strands.types.session import (
     Session,
     SessionAgent,
@@ -90,26 +90,18 @@ def _encode(payload: Any) -> bytes:
         ) from exc
 
 
-# Every digit as "0": a run of 19 digits is then a run of 19 "0"s, which a substring search
-# finds (a regular expression looking for digit runs costs ten times as much per byte).
-_DIGITS_AS_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGIT_RUN: Final = b"0" * 19
-
-
 def _loads(content: bytes) -> Any:
-    """Parse an answer exactly as ``json.loads`` does, with orjson wherever that is the same.
+    """Parse an answer exactly as ``json.loads`` does, with pydantic-core's parser wherever it
+    gives the same values: three times as fast on a 1 MB page.
 
-    orjson parses a 1 MB page three times as fast, but reads integers beyond 64 bits as floats
-    (changing them) and refuses what ``json`` reads (NaN, lone surrogates, 1e400). An integer
-    that large has at least 19 digits; a body holding a run of 19 digits anywhere (even in a
-    string), or one orjson refuses, is parsed by ``json`` instead.
+    Unlike orjson it keeps integers of any size exactly (orjson turns those beyond 64 bits
+    into floats); what it refuses and ``json`` reads (lone surrogates, nesting past 200
+    levels), and errors, are left to ``json``.
     """
-    if _LONG_DIGIT_RUN not in content.translate(_DIGITS_AS_ZERO):
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass  # json decides: it may read what orjson refuses, and words its own errors
-    return json.loads(content)
+    try:
+        return pydantic_core.from_json(content)
+    except ValueError:
+        return json.loads(content)
 
 
 def _json(response: httpx.Response) -> Any:

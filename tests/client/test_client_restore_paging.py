@@ -1,7 +1,7 @@
 """A restore's pages: the next page is asked for (from the `Link` header) before this one is
-parsed, on a second connection (sync: one short-lived thread; async: a task); answers are
-parsed by orjson unless a body may hold integers beyond 64 bits; values stay exact, and errors
-raise what they raise without pages asked for ahead, leaving no thread behind."""
+parsed, on a second connection (sync: one short-lived thread; async: a task); answers parse to
+what `json.loads` gives (integers of any size exact); errors raise what they raise without
+pages asked for ahead, leaving no thread behind."""
 
 from __future__ import annotations
 
@@ -186,11 +186,23 @@ def test_a_page_that_does_not_parse_waits_for_the_page_asked_for_ahead(parses) -
         b'{"inf":1e400}',
         b'{"a":1,"a":2}',
         b'{"t":"\\u0000\xf0\x9f\x98\x80"}',
+        b"[" * 300 + b"]" * 300,  # deeper than pydantic-core goes
+        b"[Infinity,NaN]",
     ],
 )
 def test_answers_parse_exactly_as_json_does(body: bytes) -> None:
     parsed = codec._loads(body)
     assert repr(parsed) == repr(json.loads(body))
+
+
+def test_what_is_not_json_fails_as_json_fails() -> None:
+    for body in (b"{not json", b'{"a":"\xff"}', b"01"):
+        with pytest.raises(ValueError) as raised:
+            codec._loads(body)
+        with pytest.raises(ValueError) as expected:
+            json.loads(body)
+        assert type(raised.value) is type(expected.value)
+        assert str(raised.value) == str(expected.value)
 
 
 def test_a_restore_keeps_big_integers_exactly(
