@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _STARTED, _Request
+from .codec import _STARTED, _Request, _written
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
 
 _T = TypeVar("_T")
-# Loop turns given to a request started ahead before the operation goes on (taking a pooled
-# connection and writing the request take a few).
-_STEPS_TO_SEND = 3
 
 
 class AsyncHTTPSessionRepository(_SessionOperations):
@@ -93,6 +90,7 @@ class AsyncHTTPSessionRepository(_SessionOperations):
                 params=request.params,
                 headers=headers or request.headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                extensions={"trace": request.trace} if request.trace else None,
             )
         except _RETRY_EXCEPTIONS as exc:
             raise _transport_failure(request, exc) from exc
@@ -109,10 +107,11 @@ class AsyncHTTPSessionRepository(_SessionOperations):
             while True:
                 if request.ahead:  # sent by a task of its own while the operation goes on
                     request.ahead = False
-                    started[id(request)] = (request, asyncio.create_task(self._send(request)))
-                    # Let the task write the request before the operation holds the loop.
-                    for _ in range(_STEPS_TO_SEND):
-                        await asyncio.sleep(0)
+                    written = asyncio.Event()
+                    task = asyncio.create_task(self._ahead(request, written))
+                    started[id(request)] = (request, task)
+                    # The operation holds the loop while it parses: the request goes out first.
+                    await written.wait()
                     request = operation.send(_STARTED)
                     continue
                 try:
@@ -131,6 +130,19 @@ class AsyncHTTPSessionRepository(_SessionOperations):
             for _, task in started.values():  # requests the operation did not wait for
                 task.cancel()
             await asyncio.gather(*(task for _, task in started.values()), return_exceptions=True)
+
+    async def _ahead(self, request: _Request, written: asyncio.Event) -> httpx.Response:
+        """Send a request asked for ahead, setting `written` once it is on its way (or done)."""
+
+        async def trace(name: str, _info: dict[str, Any]) -> None:
+            if _written(name):
+                written.set()
+
+        request.trace = trace
+        try:
+            return await self._send(request)
+        finally:
+            written.set()
 
     async def aclose(self) -> None:
         """Close the connection pool (unless the client was passed in)."""

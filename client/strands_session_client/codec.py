@@ -8,6 +8,7 @@ import inspect
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
@@ -214,8 +215,10 @@ class _Request:
     at the first attempt; ``last_failure`` is the failure of the latest attempt.
 
     ``ahead``: the operation will want this answer later. The driver starts sending it, answers
-    the yield at once with ``_STARTED``, and gives the answer (or raises what sending it
-    raised) when the operation yields the same request again; meanwhile the operation parses.
+    the yield with ``_STARTED`` once the request is written, and gives the answer (or raises
+    what sending it raised) when the operation yields the same request again; meanwhile the
+    operation parses. ``trace`` is httpcore's trace extension for the request (how a driver
+    learns that it is written).
     """
 
     method: str
@@ -227,6 +230,12 @@ class _Request:
     deadline: float | None = None
     last_failure: Exception | None = None
     ahead: bool = False
+    trace: Callable[[str, dict[str, Any]], Any] | None = None
+
+
+def _written(name: str) -> bool:
+    """Whether httpcore's trace event `name` says the request is written out whole."""
+    return name.endswith("send_request_body.complete")
 
 
 # What a driver answers to a request yielded with ``ahead`` set: it is on its way.

@@ -4,6 +4,7 @@ one pooled ``httpx.Client``."""
 from __future__ import annotations
 
 import contextvars
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
@@ -13,7 +14,7 @@ import httpx
 from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _STARTED, _Request
+from .codec import _STARTED, _Request, _written
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -117,6 +118,7 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
                 params=request.params,
                 headers=headers or request.headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                extensions={"trace": request.trace} if request.trace else None,
             )
         except _RETRY_EXCEPTIONS as exc:
             raise _transport_failure(request, exc) from exc
@@ -136,8 +138,15 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
                     request.ahead = False
                     if pool is None:
                         pool = ThreadPoolExecutor(1, thread_name_prefix="strands-session-ahead")
-                    sending = pool.submit(contextvars.copy_context().run, self._send, request)
-                    started[id(request)] = (request, sending)
+                    written = threading.Event()
+                    run = contextvars.copy_context().run
+                    started[id(request)] = (
+                        request,
+                        pool.submit(run, self._ahead, request, written),
+                    )
+                    # Until the request is written the thread needs the interpreter; once it
+                    # waits for the answer, parsing here no longer holds it up.
+                    written.wait()
                     request = operation.send(_STARTED)
                     continue
                 try:
@@ -155,6 +164,14 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
             operation.close()
             if pool is not None:  # a request the operation did not wait for ends here too
                 pool.shutdown(wait=True)
+
+    def _ahead(self, request: _Request, written: threading.Event) -> httpx.Response:
+        """Send a request asked for ahead, setting `written` once it is on its way (or done)."""
+        request.trace = lambda name, _info: written.set() if _written(name) else None
+        try:
+            return self._send(request)
+        finally:
+            written.set()
 
     def close(self) -> None:
         """Release the repository. A client passed in, and the shared pool of repositories
