@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+import strands_session_client.async_repository as async_module
+import strands_session_client.repository as sync_module
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 from strands_session_client import (
     AsyncHTTPSessionRepository,
@@ -249,3 +251,37 @@ async def test_the_async_restore_matches_the_sync_one(
         m.to_dict() for m in repo.list_messages(session_id, "agent")
     ]
     assert [m.message for m in restored] == [m.message for m in messages]
+
+
+async def test_against_the_service_parsing_waits_only_until_the_next_request_is_written(
+    repo: HTTPSessionRepository,
+    session_id: str,
+    client_server_url: str,
+    parses,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo.create_session(Session(session_id, SessionType.AGENT))
+    repo.create_agent(session_id, SessionAgent("agent", {}, {}))
+    messages = [SessionMessage({"role": "user", "content": []}, i) for i in range(2001)]
+    for start in range(0, 2001, 1000):
+        repo.create_messages(session_id, "agent", messages[start : start + 1000])
+    # httpcore's trace tells when a request asked for ahead is written; count those events.
+    events: list[str] = []
+    written = codec._written
+
+    def seen(name: str) -> bool:
+        if written(name):
+            events.append(name)
+        return written(name)
+
+    monkeypatch.setattr(sync_module, "_written", seen)
+    monkeypatch.setattr(async_module, "_written", seen)
+    at_parse: list[int] = []
+    parses.extend([lambda: at_parse.append(len(events))] * 3)
+    assert len(repo.list_messages(session_id, "agent")) == 2001
+    parses.extend([lambda: at_parse.append(len(events))] * 3)
+    async with AsyncHTTPSessionRepository(client_server_url) as arepo:
+        assert len(await arepo.list_messages(session_id, "agent")) == 2001
+    # Page 1 was parsed after page 2's request was written, page 2 after page 3's.
+    assert at_parse == [1, 2, 2, 3, 4, 4]
+    assert all(name.endswith("send_request_body.complete") for name in events)
