@@ -22,6 +22,7 @@ from .codec import (
     _check_id,
     _copy_timestamps,
     _from_dict,
+    _gc_paused,
     _json,
     _message_id,
     _messages_from,
@@ -348,9 +349,10 @@ class _SessionOperations:
                     ahead = page_request(link, held)
                     ahead.ahead = True
                     yield ahead
-            page = _json(response)
-            has_bytes = b"__bytes_encoded__" in response.content
-            messages.extend(_messages_from(page["items"], has_bytes=has_bytes))
+            with _gc_paused():
+                page = _json(response)
+                has_bytes = b"__bytes_encoded__" in response.content
+                messages.extend(_messages_from(page["items"], has_bytes=has_bytes))
             cursor = page.get("next_cursor")
             if not cursor or (limit is not None and len(messages) >= limit):
                 break

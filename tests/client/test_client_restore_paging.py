@@ -1,10 +1,12 @@
 """A restore's pages: the next page is asked for (from the `Link` header) before this one is
 parsed, on a second connection (sync: one short-lived thread; async: a task); answers parse to
-what `json.loads` gives (integers of any size exact); errors raise what they raise without
-pages asked for ahead, leaving no thread behind."""
+what `json.loads` gives (integers of any size exact), with the cyclic garbage collector paused
+only while a page is built; errors raise what they raise without pages asked for ahead, leaving
+no thread behind."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -285,3 +287,32 @@ async def test_against_the_service_parsing_waits_only_until_the_next_request_is_
     # Page 1 was parsed after page 2's request was written, page 2 after page 3's.
     assert at_parse == [1, 2, 2, 3, 4, 4]
     assert all(name.endswith("send_request_body.complete") for name in events)
+
+
+def test_the_collector_is_paused_only_while_a_page_is_built(parses) -> None:
+    states: list[bool] = []
+    parses.extend([lambda: states.append(gc.isenabled())] * 3)
+    with sync_repo(Pages()) as repo:
+        assert len(repo.list_messages("s", "a")) == TOTAL
+        assert states == [False, False, False] and gc.isenabled()
+        gc.disable()  # an application's own choice is kept
+        try:
+            assert len(repo.list_messages("s", "a")) == TOTAL
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        pages = Pages()
+        pages.fail[0] = lambda: httpx.Response(200, content=b"{not json")
+    with sync_repo(pages) as repo, pytest.raises(SessionBackendError):
+        repo.list_messages("s", "a")
+    assert gc.isenabled()
+
+
+def test_overlapping_pauses_restore_the_collector_once() -> None:
+    first, second = codec._gc_paused(), codec._gc_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second pause is still under way
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
