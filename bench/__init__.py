@@ -7,8 +7,11 @@ one connection), and writes `bench/results.json` (every figure, plus the target 
 `bench/latency.png`.
 
 Modules:
-    run        the orchestrator (`main`), the scenario list and the table
+    run        the orchestrator (`main`): the phases of a run and the scenario list
+    data       the session, agents, histories and message body, created through the API
+    measure    one measured load and the CPU time sampled around it
     loadgen    the closed-loop HTTP/1.1 load generator (its own process)
+    seed       the project's first implementation, served from `git archive`, same load
     servers    databases and service / floor processes
     floor_app  the bare FastAPI and Starlette apps of the framework floor
     dbfloor    raw asyncpg figures (the database floor)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import BENCH_DIR, ROOT, servers
+from bench import BENCH_DIR, ROOT, data, servers
 from bench import run as benchrun
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")
@@ -48,7 +48,7 @@ class Target:
 
 
 def _append_paths(c: int) -> list[str]:
-    return [benchrun.agent_path(f"append-c{c}-{i}", "messages") for i in range(c)]
+    return [data.agent_path(f"append-c{c}-{i}", "messages") for i in range(c)]
 
 
 TARGETS: dict[str, Target] = {
@@ -57,22 +57,20 @@ TARGETS: dict[str, Target] = {
         "POST",
         _append_paths(16),
         16,
-        {"template": benchrun.BODY_TEMPLATE, "batch": None, "start": 0},
+        {"template": data.BODY_TEMPLATE, "batch": None, "start": 0},
     ),
-    "get_agent_strict_warm_c16": Target({}, "GET", [benchrun.agent_path("small")], 16),
-    "get_agent_cold_c16": Target(
-        {"CACHE_TTL_SECONDS": "0"}, "GET", [benchrun.agent_path("small")], 16
-    ),
+    "get_agent_strict_warm_c16": Target({}, "GET", [data.agent_path("small")], 16),
+    "get_agent_cold_c16": Target({"CACHE_TTL_SECONDS": "0"}, "GET", [data.agent_path("small")], 16),
     "get_agent_bounded_warm_c16": Target(
-        {"CACHE_MODE": "bounded"}, "GET", [benchrun.agent_path("small")], 16
+        {"CACHE_MODE": "bounded"}, "GET", [data.agent_path("small")], 16
     ),
     "list_first_page_100_c4": Target(
-        {}, "GET", [benchrun.agent_path("hist100", "messages") + "?limit=100"], 4
+        {}, "GET", [data.agent_path("hist100", "messages") + "?limit=100"], 4
     ),
     "list_last_page_10000_c4": Target(
         {},
         "GET",
-        lambda bench: [benchrun.agent_path("hist10000", "messages") + "?" + bench.last_page_query],
+        lambda bench: [data.agent_path("hist10000", "messages") + "?" + bench.last_page_query],
         4,
     ),
 }
@@ -179,7 +177,9 @@ def profile(names: list[str], duration: float, rate: int, output: Path) -> None:
         bench = benchrun.Bench(config, scratch)
         bench.database = database.name
         with servers.service("setup", database.dsn, scratch) as server:
-            bench.setup(server)
+            bench.last_page_query = data.create(
+                server.url, bench.agent_body, bench.message_body, bench.results["meta"]
+            )
         for name in names:
             target = TARGETS[name]
             paths = target.paths(bench) if callable(target.paths) else target.paths

@@ -83,6 +83,14 @@ RATIOS = (
         "<=",
     ),
     Ratio(
+        "append_vs_seed",
+        "append one message (1 KB), 16 connections, req/s / the seed's (the project's first "
+        "implementation, bench.seed, on a database of its own) at the same load",
+        ("scenarios", "append_c16", "rps"),
+        (("scenarios", "seed_append_c16", "rps"),),
+        8.0,
+    ),
+    Ratio(
         "client_create_vs_floors",
         "client create_message median / (floor POST round trip median + raw insert median)",
         ("client", "create_message_median_ms"),
@@ -174,6 +182,21 @@ RATIOS = (
         "backend (bench.peers)",
         ("peers", "derived", "this_restore_ms"),
         (("peers", "derived", "best_peer_restore_ms"),),
+        None,
+    ),
+    Ratio(
+        "append_floor_vs_seed",
+        "the append floor / the seed's append, 16 connections: the most any service on this "
+        "stack (FastAPI + asyncpg + the same INSERT) could be above the seed",
+        ("scenarios", "floor_append_c16", "rps"),
+        (("scenarios", "seed_append_c16", "rps"),),
+        None,
+    ),
+    Ratio(
+        "get_agent_vs_seed",
+        "GET agent, warm cache, default settings (strict), 16 connections, req/s / the seed's",
+        ("scenarios", "get_agent_strict_warm_c16", "rps"),
+        (("scenarios", "seed_get_agent_c16", "rps"),),
         None,
     ),
     Ratio(

@@ -54,27 +54,22 @@ from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
-import httpx
-import orjson
-
-from bench import BENCH_DIR, ROOT, clientbench, dbfloor, peers, report, servers
+from bench import BENCH_DIR, ROOT, clientbench, data, dbfloor, peers, report, seed, servers
+from bench.data import (
+    API,
+    APPEND_FLOOR_CONCURRENCY,
+    BATCH,
+    BODY_TEMPLATE,
+    CONCURRENCY,
+    MESSAGE_DOCUMENT,
+    SESSION,
+    TEXT,
+    agent_path,
+)
+from bench.measure import Loads, progress
 from bench.servers import ServerProcess
 
-SESSION = "bench"
-API = f"/api/v1/sessions/{SESSION}"
-HISTORIES = {"hist100": 100, "hist1000": 1000, "hist10000": 10000}
-CONCURRENCY = (1, 16, 64)
-BATCH = 50
-CONTENDED = 0.3  # cores of other work during a measurement above which it is measured again
-RETRIES = 1
-# The text of every message: the append body `{"message_id":N,"message":{...}}` is 1 KB.
-_SKELETON = '{"message_id":__ID__,"message":{"role":"user","content":[{"text":""}]}}'
-_WORDS = "the agent read the tool result and wrote a careful answer for the user "
-TEXT = (_WORDS * 20)[: 1024 - len(_SKELETON.replace("__ID__", "12345"))]
-BODY_TEMPLATE = _SKELETON.replace('""', f'"{TEXT}"')
-MESSAGE_DOCUMENT = '{"role":"user","content":[{"text":"' + TEXT + '"}]}'
 # The servers of a run: (kind, settings); kind is "service" or a floor app.
 SERVERS: dict[str, tuple[str, dict[str, str]]] = {
     "strict": ("service", {}),
@@ -91,8 +86,6 @@ SERVERS: dict[str, tuple[str, dict[str, str]]] = {
     # The append floor: bare FastAPI + asyncpg pool + the service's INSERT ... RETURNING.
     "floor-append": ("append", {}),
 }
-# The append floor's connections: one agent each, as the service's append scenarios.
-APPEND_FLOOR_CONCURRENCY = (1, 16)
 # Every scenario a run measures (results.json "scenarios"); the smoke test checks them all.
 SCENARIOS = (
     *(f"append_c{c}" for c in CONCURRENCY),
@@ -116,6 +109,7 @@ SCENARIOS = (
     "floor_starlette_post_c16",
     "floor_fastapi_get_w2_c64",
     "calibration_httpx_floor_fastapi_get_c16",
+    *seed.SCENARIOS,
 )
 CLIENT_KEYS = (
     "create_message_median_ms",
@@ -132,28 +126,6 @@ DB_FLOOR_KEYS = (
     "fetch_10000_s",
 )
 MEMORY_KEYS = ("rss_at_start", "rss_after_10000", "rss_after_100000", "ratio", "rps")
-SMALL_STATE = {"user_name": "Ada", "preferences": {"language": "en", "units": "metric"}}
-CONVERSATION_MANAGER = {
-    "__name__": "SlidingWindowConversationManager",
-    "removed_message_count": 0,
-    "model_call_count": 0,
-}
-
-
-def big_state(size: int = 50 * 1024) -> dict[str, Any]:
-    """An agent state whose JSON is `size` bytes: a list of notes, as a tool might keep."""
-    notes = []
-    while len(orjson.dumps({"notes": notes})) < size:
-        notes.append(
-            {
-                "id": len(notes),
-                "kind": "observation",
-                "text": _WORDS * 2,
-                "score": len(notes) * 0.5,
-                "tags": ["a", "b"],
-            }
-        )
-    return {"notes": notes}
 
 
 @dataclass
@@ -210,15 +182,7 @@ class Config:
         return cls(False, args.duration or 5.0, args.warmup or 1.0, args.output_dir)
 
 
-def _progress(message: str, started: float = time.perf_counter()) -> None:
-    print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def agent_path(agent: str, *rest: str) -> str:
-    return "/".join([API, "agents", quote(agent, safe=""), *rest])
-
-
-class Bench:
+class Bench(Loads):
     """One run: holds the configuration, the scratch folder and the results so far."""
 
     def __init__(self, config: Config, scratch: Path) -> None:
@@ -232,6 +196,7 @@ class Bench:
             "memory": {},
             "derived": {},
             "peers": {},
+            "seed": {},
         }
         self.last_page_query = ""
         self.database: str | None = None  # its backends' CPU time is sampled
@@ -242,231 +207,6 @@ class Bench:
         self._dsn: str | None = None
         # Past this point no scenario is measured again for contention (the 10-minute budget).
         self.deadline = time.perf_counter() + config.retry_budget
-
-    # --- load --------------------------------------------------------------------------------
-
-    def load(
-        self,
-        server: ServerProcess,
-        name: str | None,
-        *,
-        paths: list[str],
-        concurrency: int,
-        method: str = "GET",
-        body: dict[str, Any] | None = None,
-        requests: int | None = None,
-        engine: str = "raw",
-    ) -> dict[str, Any]:
-        """Run one load in a `bench.loadgen` process; stored under `name` unless None.
-
-        A timed scenario measured while other work took more than CONTENDED cores of the
-        machine is run again (up to RETRIES more times, while the run is within its time
-        budget), and the attempt with the least foreign load is kept."""
-        best: dict[str, Any] | None = None
-        retries = 0 if requests is not None or self.config.quick else RETRIES
-        attempts = 0
-        while attempts <= retries and (not attempts or time.perf_counter() < self.deadline):
-            if body is not None and attempts:  # never repeat a message id
-                body = {**body, "start": body.get("start", 0) + 100_000_000}
-            result = self._load_once(
-                server,
-                paths=paths,
-                concurrency=concurrency,
-                method=method,
-                body=body,
-                requests=requests,
-                engine=engine,
-            )
-            attempts += 1
-            if best is None or result["other_cpu"] < best["other_cpu"]:
-                best = result
-            if result["other_cpu"] <= CONTENDED:
-                break
-            if attempts <= retries and time.perf_counter() < self.deadline:
-                if name is not None:
-                    _progress(
-                        f"{name}: {result['other_cpu']:.2f} cores of other work on the "
-                        f"machine during the measurement; measuring again"
-                    )
-                time.sleep(1.0)
-        assert best is not None
-        best["attempts"] = attempts
-        best["contended"] = best["other_cpu"] > CONTENDED
-        if name is not None:
-            self.results["scenarios"][name] = best
-            errors = f", {best['errors']} errors ({best['error_sample']})" if best["errors"] else ""
-            _progress(
-                f"{name}: {best['rps']:,.0f} req/s, p50 {best['p50_ms']:.2f} ms, "
-                f"p99 {best['p99_ms']:.2f} ms, server cpu {best['server_cpu']:.2f}, "
-                f"generator cpu {best['gen_cpu']:.2f}, other {best['other_cpu']:.2f}"
-                f"{errors}"
-            )
-        return best
-
-    def _load_once(
-        self,
-        server: ServerProcess,
-        *,
-        paths: list[str],
-        concurrency: int,
-        method: str,
-        body: dict[str, Any] | None,
-        requests: int | None,
-        engine: str,
-    ) -> dict[str, Any]:
-        spec = {
-            "host": "127.0.0.1",
-            "port": server.port,
-            "concurrency": concurrency,
-            "method": method,
-            "paths": paths,
-            "engine": engine,
-            "body": body,
-            "warmup": self.config.warmup,
-            "requests": requests,
-            # With a request count the duration is only a time limit.
-            "duration": self.config.duration if requests is None else 600.0,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.loadgen"],
-            cwd=ROOT,
-            text=True,
-            env=servers.clean_environment({}),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        proc.stdin.write(json.dumps(spec))
-        proc.stdin.close()
-        marks = []
-        for expected in ("warm", "done"):
-            line = proc.stdout.readline().strip()
-            if line != expected:
-                proc.wait()
-                raise RuntimeError(
-                    f"load generator: expected {expected!r}, got {line!r}:\n{proc.stderr.read()}"
-                )
-            marks.append(
-                (
-                    time.perf_counter(),
-                    server.cpu_seconds(),
-                    servers.postgres_cpu_seconds(self.database),
-                    servers.machine_busy_seconds(),
-                )
-            )
-        result = json.loads(proc.stdout.readline())
-        proc.wait()
-        (t0, cpu0, pg0, busy0), (t1, cpu1, pg1, busy1) = marks
-        count, wall = result["requests"] or 1, t1 - t0
-        result["server_cpu"] = round((cpu1 - cpu0) / wall, 3)
-        result["server_cpu_us_per_req"] = round((cpu1 - cpu0) / count * 1e6, 1)
-        result["db_cpu"] = None if pg0 is None or pg1 is None else round((pg1 - pg0) / wall, 3)
-        result["db_cpu_us_per_req"] = (
-            None if pg0 is None or pg1 is None else round((pg1 - pg0) / count * 1e6, 1)
-        )
-        # Cores busy machine-wide, and what is left once server, generator and PostgreSQL are
-        # accounted for: other work on the machine (tests, builds) that skews this figure.
-        result["machine_cpu"] = round((busy1 - busy0) / wall, 3)
-        result["other_cpu"] = round(
-            max(
-                0.0,
-                result["machine_cpu"]
-                - result["server_cpu"]
-                - result["gen_cpu"]
-                - (result["db_cpu"] or 0.0),
-            ),
-            3,
-        )
-        result["server"] = server.name
-        return result
-
-    # --- data --------------------------------------------------------------------------------
-
-    def setup(self, server: ServerProcess) -> None:
-        """Agents, histories and the floor bodies, through the service's own API."""
-        with httpx.Client(base_url=server.url, timeout=120.0) as http:
-
-            def post(path: str, body: dict[str, Any]) -> httpx.Response:
-                response = http.post(
-                    path, content=orjson.dumps(body), headers={"Content-Type": "application/json"}
-                )
-                if response.status_code not in (200, 201):
-                    raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
-                return response
-
-            post("/api/v1/sessions", {"session_id": SESSION, "session_type": "AGENT"})
-            agents = {
-                "small": SMALL_STATE,
-                "big": big_state(),
-                "dbfloor": {},
-                **{name: {} for name in HISTORIES},
-            }
-            for c in CONCURRENCY:
-                agents.update({f"append-c{c}-{i}": {} for i in range(c)})
-                agents.update({f"batch-c{c}-{i}": {} for i in range(c)})
-            for c in APPEND_FLOOR_CONCURRENCY:
-                agents.update({f"floor-append-c{c}-{i}": {} for i in range(c)})
-            for agent, state in agents.items():
-                post(
-                    f"{API}/agents",
-                    {
-                        "agent_id": agent,
-                        "state": state,
-                        "conversation_manager_state": CONVERSATION_MANAGER,
-                    },
-                )
-
-            # The append answer of the floor: a real one (message 0 of the 100-message history).
-            first = BODY_TEMPLATE.replace("__ID__", "0").encode()
-            response = http.post(
-                agent_path("hist100", "messages"),
-                content=first,
-                headers={"Content-Type": "application/json"},
-            )
-            response.raise_for_status()
-            self.message_body.write_bytes(response.content)
-            for agent, size in HISTORIES.items():
-                start = 1 if agent == "hist100" else 0
-                for low in range(start, size, 1000):
-                    ids = range(low, min(size, low + 1000))
-                    body = (
-                        b'{"messages":['
-                        + b",".join(BODY_TEMPLATE.replace("__ID__", str(i)).encode() for i in ids)
-                        + b"]}"
-                    )
-                    response = http.post(
-                        agent_path(agent, "messages", "batch"),
-                        content=body,
-                        headers={"Content-Type": "application/json"},
-                    )
-                    if response.status_code != 201:
-                        raise RuntimeError(f"batch: {response.status_code} {response.text}")
-
-            response = http.get(agent_path("small"))
-            response.raise_for_status()
-            self.agent_body.write_bytes(response.content)
-            big = http.get(agent_path("big"))
-            self.results["meta"]["agent_body_bytes"] = len(response.content)
-            self.results["meta"]["big_agent_body_bytes"] = len(big.content)
-            self.results["meta"]["append_body_bytes"] = len(first)
-            self.results["meta"]["message_response_bytes"] = len(self.message_body.read_bytes())
-
-            # The last page: follow next_cursor from page 1 to page 99, ask for page 100.
-            cursor = None
-            for _page in range(99):
-                params: dict[str, Any] = {"limit": 100}
-                if cursor is not None:
-                    params["cursor"] = cursor
-                cursor = http.get(agent_path("hist10000", "messages"), params=params).json()[
-                    "next_cursor"
-                ]
-            self.last_page_query = urlencode({"limit": 100, "cursor": cursor})
-            last = http.get(agent_path("hist10000", "messages") + "?" + self.last_page_query)
-            items = last.json()["items"]
-            if [m["message_id"] for m in items] != list(range(9900, 10000)):
-                raise RuntimeError("the last page is not messages 9900..9999")
-            self.results["meta"]["list_page_bytes"] = len(last.content)
 
     # --- phases ------------------------------------------------------------------------------
 
@@ -525,7 +265,7 @@ class Bench:
         )
 
         config = self.config
-        _progress("the Strands client")
+        progress("the Strands client")
         client = clientbench.measure(
             server.url,
             SESSION,
@@ -539,10 +279,10 @@ class Bench:
             floor.url, BODY_TEMPLATE.replace("__ID__", "1").encode(), config.client_samples
         )
         self.results["client"] = client
-        _progress(f"client: {json.dumps(client)}")
+        progress(f"client: {json.dumps(client)}")
 
     def database_floor(self, dsn: str) -> None:
-        _progress("the database floor (raw asyncpg, one connection)")
+        progress("the database floor (raw asyncpg, one connection)")
         self.results["db_floor"] = dbfloor.measure(
             dsn,
             SESSION,
@@ -553,7 +293,7 @@ class Bench:
             samples=self.config.db_samples,
             fetch_repeats=self.config.client_restores,
         )
-        _progress(f"db floor: {json.dumps(self.results['db_floor'])}")
+        progress(f"db floor: {json.dumps(self.results['db_floor'])}")
 
     def memory(self, server: ServerProcess) -> None:
         first, total = self.config.memory_requests
@@ -574,7 +314,7 @@ class Bench:
         memory["seconds"] = round(a["seconds"] + b["seconds"], 1)
         memory["errors"] = a["errors"] + b["errors"]
         self.results["memory"].update(memory)
-        _progress(f"memory: {json.dumps(memory)}")
+        progress(f"memory: {json.dumps(memory)}")
 
     def floors(self, fastapi: ServerProcess) -> None:
         agent = ["/api/v1/sessions/floor/agents/floor"]
@@ -674,10 +414,12 @@ class Bench:
                 "name": database.name,
                 "admin_dsn": servers.redact(admin),
             }
-            _progress(f"database {database.name} on {source}")
+            progress(f"database {database.name} on {source}")
             default = self.server("strict")  # the first start migrates the database
-            _progress("service up (CACHE_MODE=strict); creating data")
-            self.setup(default)
+            progress("service up (CACHE_MODE=strict); creating data")
+            self.last_page_query = data.create(
+                default.url, self.agent_body, self.message_body, self.results["meta"]
+            )
             if self.config.quick:
                 # Figures do not matter: start every server now, not one after the other.
                 for name in SERVERS:
@@ -698,6 +440,8 @@ class Bench:
                 "(appends, batches, strict GETs, lists, the client)",
             }
             default.stop()
+            progress(f"the seed (commit {seed.SEED_COMMIT[:7]}) on a database of its own")
+            self.results["seed"] = seed.measure(self, admin)
 
             self.database_floor(database.dsn)
 
@@ -733,11 +477,14 @@ class Bench:
             self.memory(fresh)
             fresh.stop()
             self.floors(fastapi)
-            _progress("the peer comparison (python -m bench.peers)")
+            progress("the peer comparison (python -m bench.peers)")
             self.results["peers"] = peers.measure(self.config.quick, admin, self.scratch)
         meta["elapsed_s"] = round(time.perf_counter() - started, 1)
         self.results["ratios"] = report.ratios(self.results)
-        missing = set(SCENARIOS) - set(self.results["scenarios"])
+        expected = set(SCENARIOS) - (
+            set() if self.results["seed"]["available"] else {*seed.SCENARIOS}
+        )
+        missing = expected - set(self.results["scenarios"])
         if missing:  # a scenario added to a phase but not to SCENARIOS, or the reverse
             raise RuntimeError(f"scenarios not measured: {sorted(missing)}")
         return self.results

@@ -83,8 +83,11 @@ class ExactlyOnceWrites:
         then nothing is applied or recorded.
 
         Exactly once:
-        - a key the client sent is looked up first: recorded for the same request, its outcome
-          is the answer (status and body); recorded for another request, 422;
+        - a repeat of a recorded key: the write runs, and its own insert of the key fails on the
+          primary key, which undoes it; the recorded outcome is the answer (status and body), or
+          422 when it was recorded for another request. No lookup precedes a first attempt (a
+          round trip on every write for the rare repeat); what a repeat answers without
+          recording, a 4xx or a create's identical-repeat 200, is looked up afterwards;
         - two requests under one key at once: the second's key insert waits for the first and
           fails on the primary key, undoing the second; it answers the first's outcome;
         - when the connection is lost mid-write, the retry (same key; the service made one if
@@ -128,7 +131,7 @@ class ExactlyOnceWrites:
                 conn = cast(asyncpg.Connection, pooled)
                 if attempt.lost_pid is not None and await self._settle(conn, attempt.lost_pid):
                     attempt.lost_pid = None
-                if attempt.tries or key.given:
+                if attempt.tries:
                     outcome = await self._replay(conn, kind, key)
                     if outcome is not None:
                         return outcome
@@ -192,9 +195,10 @@ class ExactlyOnceWrites:
                 raise ConnectionLost(f"connection lost: {exc.__class__.__name__}") from exc
             raise
         attempt.running = False
-        if attempt.tries > 1 and attempt.lost_pid is not None and outcome[0] == 200:
-            # An unrecorded "identical repeat" while the first attempt is unsettled: it may be
-            # that attempt's own doing, whose answer is recorded.
+        unsettled = attempt.tries > 1 and attempt.lost_pid is not None
+        if outcome[0] == 200 and (unsettled or (key.given and write.creates)):
+            # An unrecorded "identical repeat": it may be the doing of an earlier request (or an
+            # unsettled attempt) under this key, whose recorded answer (a 201) is the answer.
             replayed = await self._replay(conn, kind, key)
             if replayed is not None:
                 return replayed

@@ -43,12 +43,14 @@ class Write:
 
     `session_id` is the session the write is under (None for writes outside sessions, e.g.
     storage objects and imports); per-session pre-write checks (`Database.pre_write`) run for
-    it. `headers` are the request's, for such checks (a lease token, say).
+    it. `headers` are the request's, for such checks (a lease token, say). `creates`: a POST,
+    whose 200 answers an identical repeat of what is stored, which records nothing.
     """
 
     key: Key
     session_id: str | None
     headers: Headers
+    creates: bool = False
 
 
 def fingerprint(method: str, raw_path: bytes, query: bytes, body: bytes) -> bytes:
@@ -82,7 +84,7 @@ async def write_of(
         fingerprint=fingerprint(request.method, raw_path, scope.get("query_string", b""), body),
         given=given is not None,
     )
-    return Write(key, session_id, request.headers)
+    return Write(key, session_id, request.headers, request.method == "POST")
 
 
 _PARAMETER = {

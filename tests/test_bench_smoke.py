@@ -75,6 +75,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, admin_dsn: str) -> 
         assert backend["available"], backend
         assert backend["per_turn_ms"] > 0 and backend["restore_ms"] > 0
         assert backend["messages_per_session"] > 0
+    # The seed (the project's first commit) is served from `git archive` in the same run.
+    assert results["seed"]["available"], results["seed"]
     assert set(results["ratios"]) == {ratio.key for ratio in report.RATIOS}
     for key, ratio in results["ratios"].items():
         assert isinstance(ratio["measured"], int | float), key

@@ -95,6 +95,14 @@ async def test_concurrent_requests_under_one_key_apply_once(api, sid):
     after = (await api.get(a)).json()["version"]
     assert after == got[0].json()["version"] != before
 
+    # Creates too: a twin whose insert found the first's message answers the first's 201, not
+    # the 200 of an identical repeat.
+    created = await asyncio.gather(
+        *(api.post(f"{a}/messages", json=msg(0), headers=key(f"{sid}-m")) for _ in range(8))
+    )
+    assert {r.status_code for r in created} == {201}
+    assert len({r.content for r in created}) == 1
+
 
 async def test_an_unknowable_outcome_is_a_503_naming_the_key(database_url):
     app = create_app(make_settings(request_timeout_seconds=1.0), dsn=database_url)

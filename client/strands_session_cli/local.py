@@ -8,6 +8,7 @@ URL and log in `state_dir`. `stop()` ends it: SIGTERM, a grace period, then SIGK
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -47,6 +48,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _command_line(pid: int) -> list[str] | None:
+    """The arguments of process `pid`; [] when there is no such process, None when this system
+    cannot tell (no /proc, or no right to read it)."""
+    if not Path("/proc/self").exists():
+        return None
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return None
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def _is_backend(args: list[str]) -> bool:
+    """Whether `args` are those of `python -m service`, as `start` runs it."""
+    return any(a == "-m" and b == "service" for a, b in itertools.pairwise(args))
+
+
+def _is_postmaster_of(args: list[str], data_dir: Path) -> bool:
+    """Whether `args` are those of a PostgreSQL server whose data folder is `data_dir`."""
+    if not args or not Path(args[0]).name.startswith("postgres"):
+        return False
+    wanted = {str(data_dir), os.path.realpath(data_dir)}
+    return any(a in wanted or os.path.realpath(a) in wanted for a in args[1:] if a.startswith("/"))
+
+
 class LocalBackend:
     """A `python -m service` process whose pid, URL, log and data live in `state_dir`."""
 
@@ -63,10 +91,9 @@ class LocalBackend:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        cmdline = Path(f"/proc/{pid}/cmdline")
         # A recycled pid belongs to some other program: the pid file is stale then.
-        ours = not cmdline.exists() or b"service" in cmdline.read_bytes()
-        if _alive(pid) and ours:
+        args = _command_line(pid)
+        if _alive(pid) and (args is None or _is_backend(args)):
             return pid
         self._forget()
         return None
@@ -165,12 +192,17 @@ class LocalBackend:
         return True
 
     def _stop_orphaned_postgres(self, grace: float = 15.0) -> None:
-        """Stop an embedded PostgreSQL left running by a backend that was killed."""
+        """Stop an embedded PostgreSQL left running by a backend that was killed.
+
+        Only when the pid in `postmaster.pid` is that data folder's PostgreSQL: a stale file can
+        name a pid the system has since given to an unrelated process, which must not be
+        signalled (nor when this system cannot tell, without /proc)."""
         try:
             pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return
-        if not _alive(pid):
+        args = _command_line(pid)
+        if not _alive(pid) or args is None or not _is_postmaster_of(args, self.data_dir):
             return
         # SIGINT is PostgreSQL's "fast" shutdown: it disconnects clients and exits cleanly.
         with contextlib.suppress(ProcessLookupError, PermissionError):
