@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import Request, Response
@@ -116,6 +117,29 @@ def respond(
     if version is not None:
         response.headers["ETag"] = etag(version)
     return response
+
+
+def respond_page(request: Request, items: list[Any], next_cursor: str | None) -> Response:
+    """A page of a list, `{"items": [...], "next_cursor": ...}`. A page with a next one also
+    carries it as `Link: <...>; rel="next"` (RFC 8288), so a client can ask for the next page
+    before it has parsed this one."""
+    headers = None if next_cursor is None else {"Link": next_link(request, next_cursor)}
+    return respond({"items": items, "next_cursor": next_cursor}, headers=headers)
+
+
+def next_link(request: Request, cursor: str) -> str:
+    """The `Link` value of the page after `cursor`: this request's path (as the client sent
+    it, percent-encoded) and query, with `cursor` replaced and `offset` dropped (a cursor
+    holds the position already)."""
+    raw = request.scope.get("raw_path")
+    # Some servers leave the query in raw_path, which the ASGI specification keeps out of it.
+    path = raw.partition(b"?")[0].decode("latin-1") if raw else quote(request.scope["path"])
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in _POSITION]
+    query.append(("cursor", cursor))
+    return f'<{path}?{urlencode(query)}>; rel="next"'
+
+
+_POSITION = frozenset({"cursor", "offset"})
 
 
 def respond_raw(content: bytes, version: int) -> Response:

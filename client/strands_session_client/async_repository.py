@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _Request
+from .codec import _STARTED, _Request, _written
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -89,6 +90,7 @@ class AsyncHTTPSessionRepository(_SessionOperations):
                 params=request.params,
                 headers=headers or request.headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                extensions={"trace": request.trace} if request.trace else None,
             )
         except _RETRY_EXCEPTIONS as exc:
             raise _transport_failure(request, exc) from exc
@@ -99,11 +101,24 @@ class AsyncHTTPSessionRepository(_SessionOperations):
         return _raise_if_retryable(request, response)
 
     async def _run(self, operation: _Operation[_T]) -> _T:
+        started: dict[int, tuple[_Request, asyncio.Task[httpx.Response]]] = {}
         try:
             request = next(operation)
             while True:
+                if request.ahead:  # sent by a task of its own while the operation goes on
+                    request.ahead = False
+                    written = asyncio.Event()
+                    task = asyncio.create_task(self._ahead(request, written))
+                    started[id(request)] = (request, task)
+                    # The operation holds the loop while it parses: the request goes out first.
+                    await written.wait()
+                    request = operation.send(_STARTED)
+                    continue
                 try:
-                    response = await self._send(request)
+                    if (ahead := started.pop(id(request), None)) is not None:
+                        response = await ahead[1]
+                    else:
+                        response = await self._send(request)
                 except _RetryableFailure as failure:
                     raise failure.give_up(self._client.base_url) from failure.cause
                 request = operation.send(response)
@@ -112,6 +127,22 @@ class AsyncHTTPSessionRepository(_SessionOperations):
             return result
         finally:
             operation.close()
+            for _, task in started.values():  # requests the operation did not wait for
+                task.cancel()
+            await asyncio.gather(*(task for _, task in started.values()), return_exceptions=True)
+
+    async def _ahead(self, request: _Request, written: asyncio.Event) -> httpx.Response:
+        """Send a request asked for ahead, setting `written` once it is on its way (or done)."""
+
+        async def trace(name: str, _info: dict[str, Any]) -> None:
+            if _written(name):
+                written.set()
+
+        request.trace = trace
+        try:
+            return await self._send(request)
+        finally:
+            written.set()
 
     async def aclose(self) -> None:
         """Close the connection pool (unless the client was passed in)."""

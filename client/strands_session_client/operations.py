@@ -22,8 +22,11 @@ from .codec import (
     _check_id,
     _copy_timestamps,
     _from_dict,
+    _gc_paused,
     _json,
     _message_id,
+    _messages_from,
+    _next_cursor,
     _path,
     _Request,
     _request,
@@ -322,21 +325,41 @@ class _SessionOperations:
         messages: list[SessionMessage] = []
         if limit == 0:
             return messages
-        # The offset applies to the first page only: a cursor already marks a position past it.
-        params: dict[str, str | int] = {"order": "asc", "offset": offset}
-        while True:
-            wanted = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - len(messages))
-            response = yield _request("GET", path, params={**params, "limit": wanted})
-            _expect(response, 200)
-            page = _json(response)
-            has_bytes = b"__bytes_encoded__" in response.content
-            messages.extend(
-                _from_dict(SessionMessage, item, has_bytes=has_bytes) for item in page["items"]
+
+        def page_request(cursor: str | None, held: int) -> _Request:
+            """The request of the page after `cursor`, when `held` messages are in hand."""
+            wanted = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - held)
+            # The offset applies to the first page only: a cursor marks a position past it.
+            position: dict[str, str | int] = (
+                {"offset": offset} if cursor is None else {"cursor": cursor}
             )
+            return _request("GET", path, params={"order": "asc", **position, "limit": wanted})
+
+        request = page_request(None, 0)
+        while True:
+            response = yield request
+            _expect(response, 200)
+            # The next page is asked for before this one is parsed, so that the service builds
+            # it meanwhile: its cursor is in the `Link` header too. A page with a next one is
+            # full, which tells how many messages it holds before parsing it.
+            ahead = None
+            if (link := _next_cursor(response)) is not None:
+                held = len(messages) + int((request.params or {})["limit"])
+                if limit is None or held < limit:
+                    ahead = page_request(link, held)
+                    ahead.ahead = True
+                    yield ahead
+            with _gc_paused():
+                page = _json(response)
+                has_bytes = b"__bytes_encoded__" in response.content
+                messages.extend(_messages_from(page["items"], has_bytes=has_bytes))
             cursor = page.get("next_cursor")
             if not cursor or (limit is not None and len(messages) >= limit):
                 break
-            params = {"order": "asc", "cursor": cursor}
+            if ahead is not None and link == cursor:
+                request = ahead
+            else:
+                request = page_request(cursor, len(messages))
         if not messages and offset > 0:
             self._trimmed_below[(session_id, agent_id)] = offset
         else:

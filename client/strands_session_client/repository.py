@@ -3,6 +3,9 @@ one pooled ``httpx.Client``."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,7 +14,7 @@ import httpx
 from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _Request
+from .codec import _STARTED, _Request, _written
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -115,6 +118,7 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
                 params=request.params,
                 headers=headers or request.headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                extensions={"trace": request.trace} if request.trace else None,
             )
         except _RETRY_EXCEPTIONS as exc:
             raise _transport_failure(request, exc) from exc
@@ -125,11 +129,31 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
         return _raise_if_retryable(request, response)
 
     def _run(self, operation: _Operation[_T]) -> _T:
+        started: dict[int, tuple[_Request, Future[httpx.Response]]] = {}
+        pool: ThreadPoolExecutor | None = None
         try:
             request = next(operation)
             while True:
+                if request.ahead:  # sent from a thread of its own while the operation goes on
+                    request.ahead = False
+                    if pool is None:
+                        pool = ThreadPoolExecutor(1, thread_name_prefix="strands-session-ahead")
+                    written = threading.Event()
+                    run = contextvars.copy_context().run
+                    started[id(request)] = (
+                        request,
+                        pool.submit(run, self._ahead, request, written),
+                    )
+                    # Until the request is written the thread needs the interpreter; once it
+                    # waits for the answer, parsing here no longer holds it up.
+                    written.wait()
+                    request = operation.send(_STARTED)
+                    continue
                 try:
-                    response = self._send(request)
+                    if (ahead := started.pop(id(request), None)) is not None:
+                        response = ahead[1].result()
+                    else:
+                        response = self._send(request)
                 except _RetryableFailure as failure:
                     raise failure.give_up(self._client.base_url) from failure.cause
                 request = operation.send(response)
@@ -138,6 +162,16 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
             return result
         finally:
             operation.close()
+            if pool is not None:  # a request the operation did not wait for ends here too
+                pool.shutdown(wait=True)
+
+    def _ahead(self, request: _Request, written: threading.Event) -> httpx.Response:
+        """Send a request asked for ahead, setting `written` once it is on its way (or done)."""
+        request.trace = lambda name, _info: written.set() if _written(name) else None
+        try:
+            return self._send(request)
+        finally:
+            written.set()
 
     def close(self) -> None:
         """Release the repository. A client passed in, and the shared pool of repositories

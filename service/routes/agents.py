@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from service import jsonio
 from service.cache import agent_key
 from service.errors import InvalidId
-from service.http import JSONRoute, if_match, respond
+from service.http import JSONRoute, if_match, respond, respond_page
 from service.leases import LeaseToken
 from service.models import AgentCreate, AgentOut, AgentUpdate, Page, agent_body
 from service.routes import AgentId, Cursor, Limit, SessionId, Svc, cached_read, errors, location
@@ -56,13 +56,13 @@ async def create_agent(
     "", response_model=Page[AgentOut], responses=errors(404), summary="List a session's agents"
 )
 async def list_agents(
-    session_id: SessionId, svc: Svc, limit: Limit = 100, cursor: Cursor = None
+    session_id: SessionId, request: Request, svc: Svc, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
     scope = f"agents|{session_id}"
     after = svc.cursors.read(scope, cursor)[0] if cursor is not None else None
     rows = await svc.db.run(store.list_agents, session_id, after, limit + 1)
     rows, next_cursor = svc.cursors.page(scope, rows, limit, lambda r: [r["agent_id"]])
-    return respond({"items": [agent_body(r) for r in rows], "next_cursor": next_cursor})
+    return respond_page(request, [agent_body(r) for r in rows], next_cursor)
 
 
 @router.get(

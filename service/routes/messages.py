@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from service import jsonio
 from service.cache import agent_key
 from service.errors import InvalidId, InvalidRequest
-from service.http import JSONRoute, if_match, none_match, not_modified, respond
+from service.http import JSONRoute, if_match, none_match, not_modified, respond, respond_page
 from service.leases import LeaseToken
 from service.models import (
     MAX_MESSAGE_ID,
@@ -20,6 +20,7 @@ from service.models import (
     Page,
     content_types,
     message_body,
+    message_items,
 )
 from service.routes import (
     AgentId,
@@ -124,6 +125,7 @@ async def create_messages(
 async def list_messages(
     session_id: SessionId,
     agent_id: AgentId,
+    request: Request,
     svc: Svc,
     limit: Limit = 100,
     cursor: Cursor = None,
@@ -146,7 +148,7 @@ async def list_messages(
         store.list_messages, session_id, agent_id, after, offset, limit + 1, order == "desc"
     )
     rows, next_cursor = svc.cursors.page(scope, rows, limit, lambda r: [r["message_id"]])
-    return respond({"items": [message_body(r) for r in rows], "next_cursor": next_cursor})
+    return respond_page(request, message_items(rows), next_cursor)
 
 
 @router.get(

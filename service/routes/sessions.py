@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.cache import session_key
 from service.errors import InvalidId
-from service.http import JSONRoute, if_match, respond
+from service.http import JSONRoute, if_match, respond, respond_page
 from service.leases import LeaseToken
 from service.models import (
     Page,
@@ -61,6 +61,7 @@ async def create_session(body: SessionCreate, request: Request, svc: Svc) -> Res
     "", response_model=Page[SessionOut], responses=errors(), summary="List sessions, newest first"
 )
 async def list_sessions(
+    request: Request,
     svc: Svc,
     limit: Limit = 100,
     cursor: Cursor = None,
@@ -77,7 +78,7 @@ async def list_sessions(
         store.list_sessions, created_after, created_before, session_type, after, limit + 1
     )
     rows, next_cursor = svc.cursors.page(scope, rows, limit, session_position)
-    return respond({"items": [session_body(r) for r in rows], "next_cursor": next_cursor})
+    return respond_page(request, [session_body(r) for r in rows], next_cursor)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from service.errors import UnsupportedMediaType
-from service.http import read_bounded, respond
+from service.http import read_bounded, respond, respond_page
 from service.models import ErrorEnvelope, Page
 from service.objects import MAX_KEY_BYTES, normalize_key, normalize_prefix, query_words
 from service.routes import Cursor, Limit, Svc, errors
@@ -99,14 +99,14 @@ async def delete_object(key: Key, request: Request, svc: Svc) -> Response:
     summary="List keys starting with a prefix, in key (code point) order",
 )
 async def list_objects(
-    svc: Svc, prefix: Prefix = "", limit: Limit = 100, cursor: Cursor = None
+    request: Request, svc: Svc, prefix: Prefix = "", limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
     normalized = normalize_prefix(prefix)
     scope = f"storage|{normalized}"
     after = str(svc.cursors.read(scope, cursor)[0]) if cursor is not None else ""
     keys = await svc.db.run(store.list_objects, normalized, after, limit + 1)
     keys, next_cursor = svc.cursors.page(scope, keys, limit, lambda k: [k])
-    return respond({"items": keys, "next_cursor": next_cursor})
+    return respond_page(request, keys, next_cursor)
 
 
 @router.get(
