@@ -95,24 +95,7 @@ async def create_messages(
         raise agent_missing(session_id, agent_id) from None
     rows = list(inserted)
     if len(inserted) < len(batch):
-        fresh = {row["message_id"] for row in inserted}
-        taken = [m for m in batch if m.message_id not in fresh]
-        existing = await conn.fetch(
-            Q["compare_messages"],
-            session_id,
-            agent_id,
-            [m.message_id for m in taken],
-            [m.message for m in taken],
-            [m.redact_message for m in taken],
-        )
-        if not existing and not inserted:  # the session has expired
-            raise agent_missing(session_id, agent_id)
-        differing = sorted(row["message_id"] for row in existing if not row["same"])
-        if differing or len(existing) < len(taken):
-            raise Conflict(
-                f"messages {differing} already exist with different content; nothing was stored"
-            )
-        rows.extend(existing)
+        rows.extend(await repeats(conn, session_id, agent_id, batch, rows))
         rows.sort(key=lambda row: row["message_id"])
         if inserted:  # the recorded answer holds the whole batch, repeats included
             ids = [m.message_id for m in batch]
@@ -202,3 +185,31 @@ async def list_messages(
     if not rows and await conn.fetchrow(Q["agent_version"], session_id, agent_id) is None:
         raise agent_missing(session_id, agent_id)
     return rows
+
+
+async def repeats(
+    conn: asyncpg.Connection,
+    session_id: str,
+    agent_id: str,
+    batch: list[NewMessage],
+    fresh: list[asyncpg.Record],
+) -> list[asyncpg.Record]:
+    """The stored messages of the batch's ids that were taken; 409 unless all are identical."""
+    inserted = {row["message_id"] for row in fresh}
+    taken = [m for m in batch if m.message_id not in inserted]
+    existing = await conn.fetch(
+        Q["compare_messages"],
+        session_id,
+        agent_id,
+        [m.message_id for m in taken],
+        [m.message for m in taken],
+        [m.redact_message for m in taken],
+    )
+    if not existing and not fresh:  # nothing inserted, nothing to compare: the session expired
+        raise agent_missing(session_id, agent_id)
+    differing = sorted(row["message_id"] for row in existing if not row["same"])
+    if differing or len(existing) < len(taken):
+        raise Conflict(
+            f"messages {differing} already exist with different content; nothing was stored"
+        )
+    return list(existing)

@@ -7,9 +7,9 @@ from typing import Any
 import asyncpg
 
 from service import jsonio
-from service.errors import Conflict, agent_missing
+from service.errors import agent_missing
 from service.queries import Q
-from service.store.messages import NewMessage
+from service.store.messages import NewMessage, repeats
 from service.writes import Key
 
 
@@ -48,7 +48,7 @@ async def write_turn(
         inserted = len(fresh)
         rows = list(fresh)
         if inserted < len(batch):
-            rows.extend(await _repeats(conn, session_id, agent_id, batch, fresh))
+            rows.extend(await repeats(conn, session_id, agent_id, batch, fresh))
             rows.sort(key=lambda row: row["message_id"])
     status = 201 if inserted else 200
     agent_row = None
@@ -77,31 +77,3 @@ async def write_turn(
             ids,
         )
     return status, {"messages": rows, "agent": agent_row}
-
-
-async def _repeats(
-    conn: asyncpg.Connection,
-    session_id: str,
-    agent_id: str,
-    batch: list[NewMessage],
-    fresh: list[asyncpg.Record],
-) -> list[asyncpg.Record]:
-    """The stored messages of the batch's ids that were taken; 409 unless all are identical."""
-    inserted = {row["message_id"] for row in fresh}
-    taken = [m for m in batch if m.message_id not in inserted]
-    existing = await conn.fetch(
-        Q["compare_messages"],
-        session_id,
-        agent_id,
-        [m.message_id for m in taken],
-        [m.message for m in taken],
-        [m.redact_message for m in taken],
-    )
-    if not existing and not fresh:  # nothing inserted, nothing to compare: the session expired
-        raise agent_missing(session_id, agent_id)
-    differing = sorted(row["message_id"] for row in existing if not row["same"])
-    if differing or len(existing) < len(taken):
-        raise Conflict(
-            f"messages {differing} already exist with different content; nothing was stored"
-        )
-    return list(existing)
