@@ -90,6 +90,10 @@ class LeaseOut(LeaseView):
     """A lease as its holder gets it; `token` goes into `X-Session-Lease` on every write."""
 
     token: int
+    ttl_seconds: float = Field(
+        description="Seconds the lease was granted for (the time left as it was granted); "
+        "a repeat under the same Idempotency-Key answers the same."
+    )
 
 
 def retry_after(expires_in: float) -> str:

@@ -42,7 +42,7 @@ BEGIN
     RETURN NULL;
 END $$;
 """
-TABLES = ("sessions", "agents", "messages", "multi_agents", "storage_objects")
+TABLES = ("sessions", "agents", "messages", "multi_agents", "storage_objects", "session_leases")
 FIGURES = {"faults injected": 0, "writes applied twice": 0, "wrong answers": 0, "503s": 0}
 
 
@@ -209,6 +209,13 @@ CASES = [
          "storage_objects", "DELETE", 204, setup=with_object),
     Case("import", "POST", S + "/import", "COMMIT", "sessions", "INSERT", 201,
          content=ndjson, headers={"content-type": "application/x-ndjson"}, read=S + "/{sid}"),
+    Case("turn", "POST", S + "/{sid}/agents/a/turn", "COMMIT", "messages", "INSERT", 201,
+         setup=with_agent, json=lambda sid: {"messages": [message(0), message(1)],
+                                             "agent": {"state": {"v": 2},
+                                                       "conversation_manager_state": {}}},
+         count=2),
+    Case("acquire lease", "POST", S + "/{sid}/lease", "acquire_lease", "session_leases",
+         "INSERT", 201, setup=with_session, json=lambda sid: {"holder": "h", "ttl_seconds": 60}),
 ]  # fmt: skip
 
 

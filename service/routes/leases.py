@@ -19,14 +19,18 @@ router = APIRouter(
 )
 
 
-def lease_body(row: Any, token: bool = True) -> dict[str, Any]:
+def lease_body(row: Any, token: bool = True, granted: float | None = None) -> dict[str, Any]:
+    """A lease as the contract shows it. `granted`: the seconds an acquire or renewal asked for,
+    answered as `ttl_seconds` (the time left as the lease was granted), so that a repeat under
+    the same Idempotency-Key answers the same body; a read answers the seconds left now."""
+    left = row["expires_in"] if granted is None else granted
     body = {
         "session_id": row["session_id"],
         "token": row["token"],
         "holder": row["holder"],
         "acquired_at": timestamp(row["acquired_at"]),
         "expires_at": timestamp(row["expires_at"]),
-        "ttl_seconds": round(max(row["expires_in"], 0.0), 3),
+        "ttl_seconds": round(max(left, 0.0), 3),
     }
     if not token:
         del body["token"]
@@ -53,7 +57,11 @@ async def acquire_lease(
     status, row = await svc.db.write(
         write, "lease", store.acquire_lease, session_id, body.holder, body.ttl_seconds
     )
-    return respond(lease_body(row), status, headers=location("sessions", session_id, "lease"))
+    return respond(
+        lease_body(row, granted=body.ttl_seconds),
+        status,
+        headers=location("sessions", session_id, "lease"),
+    )
 
 
 @router.get(
@@ -85,7 +93,7 @@ async def renew_lease(
     status, row = await svc.db.write(
         write, "lease", store.renew_lease, session_id, token, body.ttl_seconds
     )
-    return respond(lease_body(row), status)
+    return respond(lease_body(row, granted=body.ttl_seconds), status)
 
 
 @router.delete(
