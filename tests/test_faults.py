@@ -136,6 +136,12 @@ def with_multi_agent(http: httpx.Client, sid: str) -> dict[str, str]:
     return {"etag": http.post(f"{S}/{sid}/multi-agents", json=body).headers["etag"]}
 
 
+def with_lease(http: httpx.Client, sid: str) -> dict[str, str]:
+    with_session(http, sid)
+    lease = http.post(f"{S}/{sid}/lease", json={"holder": "h", "ttl_seconds": 60}).json()
+    return {"lease": str(lease["token"])}
+
+
 def with_object(http: httpx.Client, sid: str) -> dict[str, str]:
     http.put(f"/api/v1/storage/objects/drill/{sid}", content=b"old", headers=OCTETS)
     return {}
@@ -216,6 +222,10 @@ CASES = [
          count=2),
     Case("acquire lease", "POST", S + "/{sid}/lease", "acquire_lease", "session_leases",
          "INSERT", 201, setup=with_session, json=lambda sid: {"holder": "h", "ttl_seconds": 60}),
+    Case("renew lease", "PUT", S + "/{sid}/lease", "renew_lease", "session_leases", "UPDATE",
+         200, setup=with_lease, json=lambda sid: {"holder": "h", "ttl_seconds": 90}),
+    Case("release lease", "DELETE", S + "/{sid}/lease", "release_lease", "session_leases",
+         "DELETE", 204, setup=with_lease),
 ]  # fmt: skip
 
 
@@ -264,6 +274,8 @@ def test_a_lost_answer_never_applies_a_write_twice(
         made = case.setup(drill.http, sid)
         if case.if_match:
             headers["If-Match"] = made["etag"]
+        if "lease" in made:  # the lease routes name their lease by its token
+            headers["X-Session-Lease"] = made["lease"]
     if client_key:
         headers["Idempotency-Key"] = f"k-{uuid.uuid4()}"
     before = drill.applied(case.table, case.op, scope(case, sid))
