@@ -43,7 +43,8 @@ router = APIRouter(
 )
 
 
-def _new(body: MessageUpdate, message_id: int) -> NewMessage:
+def new_message(body: MessageUpdate, message_id: int) -> NewMessage:
+    """A validated message body as the store takes it: documents serialized, columns pulled out."""
     redact = body.redact_message
     return NewMessage(
         message_id=message_id,
@@ -70,7 +71,7 @@ async def create_message(
     lease: LeaseToken = None,
 ) -> Response:
     write = await write_of(request, session_id)
-    new = _new(body, body.message_id)
+    new = new_message(body, body.message_id)
     status, row = await svc.db.write(
         write, "message", store.create_message, session_id, agent_id, new, lease
     )
@@ -108,7 +109,7 @@ async def create_messages(
         store.create_messages,
         session_id,
         agent_id,
-        [_new(m, m.message_id) for m in body.messages],
+        [new_message(m, m.message_id) for m in body.messages],
         lease,
         atomic=True,  # repeats are compared after the insert: a 409 undoes it
     )
@@ -191,7 +192,7 @@ async def update_message(
         store.update_message,
         session_id,
         agent_id,
-        _new(body, message_id),
+        new_message(body, message_id),
         if_match(request),
         lease,
     )

@@ -9,10 +9,10 @@ from service.cache import agent_key
 from service.errors import InvalidId, InvalidRequest
 from service.http import JSONRoute, respond
 from service.leases import LeaseToken
-from service.models import TurnOut, TurnWrite, agent_body, content_types, message_body
+from service.models import TurnOut, TurnWrite, agent_body, message_body
 from service.routes import AgentId, SessionId, Svc, errors
+from service.routes.messages import new_message
 from service.store import turns as store
-from service.store.messages import NewMessage
 from service.writes import write_of
 
 router = APIRouter(
@@ -47,16 +47,7 @@ async def write_turn(
     agent = body.agent
     if agent is not None and agent.agent_id not in (None, agent_id):
         raise InvalidId("agent.agent_id in the body does not match the path")
-    batch = [
-        NewMessage(
-            message_id=m.message_id,
-            role=m.message["role"],
-            content_types=content_types(m.message),
-            message=jsonio.dumps(m.message),
-            redact_message=None if m.redact_message is None else jsonio.dumps(m.redact_message),
-        )
-        for m in body.messages
-    ]
+    batch = [new_message(m, m.message_id) for m in body.messages]
     documents = None
     if agent is not None:
         documents = (
