@@ -59,6 +59,7 @@ class ExactlyOnceWrites:
     lost_writes: int
     replayed: int
     _retrying_write: Callable[..., Awaitable[tuple[int, Any]]]
+    acquire: Callable[[], Awaitable[asyncpg.Connection]]
 
     async def write(
         self,
@@ -122,14 +123,13 @@ class ExactlyOnceWrites:
         work: Callable[..., Awaitable[tuple[int, Any]]],
         *args: Any,
     ) -> tuple[int, Any]:
-        assert self.pool is not None
+        pool = self.pool
+        assert pool is not None
         key = write.key
         outcome: tuple[int, Any] | None = None
         try:
-            async with self.pool.acquire(
-                timeout=self.settings.db_acquire_timeout_seconds
-            ) as pooled:
-                conn = cast(asyncpg.Connection, pooled)
+            conn = await self.acquire()
+            try:
                 if attempt.lost_pid is not None and await self._settle(conn, attempt.lost_pid):
                     attempt.lost_pid = None
                 if attempt.tries:
@@ -138,6 +138,8 @@ class ExactlyOnceWrites:
                         return outcome
                 attempt.tries += 1
                 outcome = await self._apply_once(attempt, conn, write, kind, atomic, work, args)
+            finally:
+                await pool.release(cast(Any, conn))  # the proxy `acquire` gave
         except Exception as exc:
             if outcome is None:
                 raise
