@@ -58,7 +58,8 @@ class ExactlyOnceWrites:
     pre_write: list[PreWriteCheck]
     lost_writes: int
     replayed: int
-    _retrying_write: Callable[..., Awaitable[tuple[int, Any]]]
+    _retried_write: Callable[..., Awaitable[Any]] | None
+    attempts: Callable[..., Awaitable[Any]]
     acquire: Callable[[], Awaitable[asyncpg.Connection]]
 
     async def write(
@@ -104,7 +105,10 @@ class ExactlyOnceWrites:
         attempt = _Attempt()
         try:
             async with asyncio.timeout(self.settings.request_timeout_seconds):
-                return await self._retrying_write(attempt, write, kind, atomic, work, *args)
+                outcome: tuple[int, Any] = await self.attempts(
+                    self._write_once, self._retried_write, attempt, write, kind, atomic, work, *args
+                )
+                return outcome
         except TimeoutError:
             if attempt.in_doubt:
                 raise outcome_unknown(HEADER, write.key.value) from None
