@@ -24,8 +24,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi import params
+from fastapi import Request, Response, params
 from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
@@ -65,9 +64,7 @@ def _plain_params(fields: list[Any]) -> list[PlainParam] | None:
     return plain
 
 
-def _read_plain(
-    plain: list[PlainParam], where: str, received: Any, values: dict[str, Any]
-) -> bool:
+def _read_plain(plain: list[PlainParam], where: str, received: Any, values: dict[str, Any]) -> bool:
     """Validate `plain` parameters from `received` into `values`; False on any error."""
     for name, key, field, default in plain:
         raw = received.get(key)

@@ -59,7 +59,9 @@ def loads(data: bytes, *, max_depth: int = 64) -> Any:
             raise JSONError(f"body is nested deeper than {max_depth} levels") from None
         except (json.JSONDecodeError, ValueError) as exc:
             raise JSONError(f"body is not valid JSON: {exc}") from None
-    if _depth(value, max_depth) > max_depth:
+    # Every level opens with a bracket: a body with no more brackets than max_depth (most
+    # bodies) cannot be nested deeper, and its values need no walk.
+    if data.count(b"[") + data.count(b"{") > max_depth and _depth(value, max_depth) > max_depth:
         raise JSONError(f"body is nested deeper than {max_depth} levels")
     return value
 

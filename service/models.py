@@ -7,6 +7,7 @@ Responses are built from rows by the `*_body` functions; the `*Out` models only 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -28,6 +29,9 @@ MAX_BATCH = 1000
 MAX_TTL_SECONDS = 3_153_600_000  # 100 years
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
+
+
 def check_id(value: str) -> str:
     """Session, agent and multi-agent ids: 1-255 characters, no separators or controls."""
     if not 1 <= len(value) <= 255:
@@ -36,7 +40,7 @@ def check_id(value: str) -> str:
         raise ValueError("must not be '.' or '..'")
     if "/" in value or "\\" in value:
         raise ValueError("must not contain '/' or '\\'")
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     if not value.strip():
         raise ValueError("must not be only whitespace")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,7 +76,15 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def location(*parts: str | int) -> dict[str, str]:
-    return {"Location": "/api/v1/" + "/".join(quote(str(p), safe="") for p in parts)}
+    return {"Location": "/api/v1/" + "/".join(_segment(str(p)) for p in parts)}
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _segment(part: str) -> str:
+    # Most ids need no escaping: one match instead of quote()'s few calls each.
+    return part if _UNRESERVED.fullmatch(part) else quote(part, safe="")
 
 
 async def cached_read(
