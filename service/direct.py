@@ -6,14 +6,14 @@ stack and a scratch `Response` each time) and only then validates the parameters
 fifth of the CPU an append costs here. For routes whose parameters are plain path, query or
 header values, one JSON body, the request and parameterless async dependencies (`Svc`),
 `direct_caller(route)` returns a function that validates those with FastAPI's own field
-validators (each path, query and header parameter's `ModelField.validate`, looked up under
-the key FastAPI reads it by; `request_body_to_args` for the body: the same values and the same
-coercions) and awaits the handler. A query or header parameter that is not one plain value (a
-list, a model, a JSON field, several aliases, a default that needs copying or validating) goes
-through FastAPI's `request_params_to_args`, which costs an append about a tenth of its CPU
-for one optional header. Whenever anything does not validate it returns None, and the
-caller hands the request to FastAPI's handler, which answers exactly as it always did (the same
-422 envelope, the same details). Routes with anything else (dependency overrides, security,
+validators and awaits the handler: each path, query and header parameter's
+`ModelField.validate`, under the key FastAPI reads it by, and one JSON body validated whole, as
+FastAPI does (the same values, the same coercions). A parameter that is not one plain value (a
+list, a model, a JSON field, several aliases, a default that needs copying or validating) or a
+body of several parts goes through FastAPI's `request_params_to_args` / `request_body_to_args`
+(for one optional header, the former cost an append 7% of its instructions). Whenever anything
+does not validate it returns None, and the caller hands the request to FastAPI's handler, which
+answers exactly as it always did (the same 422 envelope, the same details). Routes with anything else (dependency overrides, security,
 background tasks, a response parameter, forms, handlers that return a model) keep FastAPI's
 handler.
 """
@@ -31,8 +31,14 @@ from fastapi.dependencies.utils import request_body_to_args, request_params_to_a
 from fastapi.routing import APIRoute
 
 try:  # FastAPI's own helpers: what key a parameter is read by, and which need its handling
-    from fastapi.dependencies.utils import _get_param_aliases, _get_param_model, _is_json_field
-except ImportError:  # pragma: no cover - another FastAPI: its request_params_to_args then
+    from fastapi.dependencies.utils import (
+        _get_form_models,
+        _get_param_aliases,
+        _get_param_model,
+        _is_json_field,
+        _should_embed_body_fields,
+    )
+except ImportError:  # pragma: no cover - another FastAPI: its request_*_to_args then
     _get_param_aliases = None  # type: ignore[assignment]
 
 DirectCall = Callable[[Request], Awaitable[Response | None]]
@@ -135,6 +141,15 @@ def direct_caller(route: APIRoute) -> DirectCall | None:
         (str(sub.name), sub.call, sub.request_param_name) for sub in d.dependencies
     ]
     body_params = d.body_params
+    # One JSON body, not embedded: validated whole, as FastAPI does, without its form checks.
+    whole_body = (
+        body_params[0]
+        if len(body_params) == 1
+        and _get_param_aliases is not None
+        and not _should_embed_body_fields(body_params)
+        and not _get_form_models(body_params[0])
+        else None
+    )
     path_fields = [(field.name, field.alias, field) for field in d.path_params]
     plain_query = _plain_params(d.query_params) if d.query_params else []
     plain_headers = _plain_params(d.header_params) if d.header_params else []
@@ -175,10 +190,16 @@ def direct_caller(route: APIRoute) -> DirectCall | None:
                 received = await request.json()
             except ValueError:
                 return None
-            found, errors = await request_body_to_args(body_params, received, False)
-            if errors:
-                return None
-            values.update(found)
+            if whole_body is not None:
+                value, errors = whole_body.validate(received, values, loc=("body",))
+                if errors:
+                    return None
+                values[whole_body.name] = value
+            else:
+                found, errors = await request_body_to_args(body_params, received, False)
+                if errors:
+                    return None
+                values.update(found)
         if d.request_param_name:
             values[d.request_param_name] = request
         for sub_name, dependency, request_name in subs:
