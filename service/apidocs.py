@@ -3,8 +3,8 @@
 `/docs` (Swagger UI) and `/redoc` (ReDoc) load their scripts, styles and icon from the service
 (`/docs-assets/…`, the files the `fastapi-offline` package ships), never from a CDN, so they work
 on a machine without internet. The OpenAPI document declares the bearer key (`bearerAuth`) on
-every route `ApiKeyMiddleware` guards, so Swagger UI's "Authorize" button makes "Try it out"
-send `Authorization: Bearer <key>`; the key stays in the browser across reloads.
+every route the API-key check (`service.auth`) guards, so Swagger UI's "Authorize" button makes
+"Try it out" send `Authorization: Bearer <key>`; the key stays in the browser across reloads.
 """
 
 from __future__ import annotations

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
-import re
-import secrets
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +12,12 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__, apidocs, migrate, startup, writes
-from service.auth import ApiKeyMiddleware
 from service.cache import ResponseCache
 from service.db import Database
+from service.edge import RequestEdge
 from service.errors import (
     DATABASE_ERRORS,
     InvalidId,
@@ -31,9 +26,8 @@ from service.errors import (
     ServiceError,
     envelope,
 )
-from service.http import send_error
 from service.listener import InvalidationListener
-from service.middleware import Cors, EncodedSeparatorGuard
+from service.middleware import Cors, Gate
 from service.paging import Cursors
 from service.queries import Q
 from service.routes import (
@@ -54,57 +48,9 @@ from service.ui import install as install_ui
 
 log = logging.getLogger("service")
 
-_REQUEST_ID = re.compile(r"^[\w.:@/+=-]{1,128}$")
 _ID_FIELDS = {"session_id", "agent_id", "message_id", "multi_agent_id"}
 RETRY_AFTER = "2"
 FATAL = False  # set when start-up gave up on the database: `python -m service` exits 1
-
-
-# A random per-process prefix and a counter: unique across processes, no system call a request.
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNTER = itertools.count(1)
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
-
-
-class RequestIdMiddleware:
-    """`X-Request-ID` on every response; unexpected exceptions become the 500 envelope here, so
-    even those carry it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
-            "latin-1"
-        )
-        request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-        started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                MutableHeaders(scope=message).append("X-Request-ID", request_id)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception(
-                "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
-            )
-            if started:
-                raise
-            error = ServiceError("internal error; the request id helps find out why")
-            for message in send_error(error, request_id):
-                await send_with_id(message)
 
 
 def _error_response(
@@ -290,10 +236,9 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    # Outermost to innermost (each add_middleware wraps the ones before): request id, metrics,
-    # CORS, API keys, the separator guard, then the routes.
-    app.add_middleware(EncodedSeparatorGuard)
-    app.add_middleware(ApiKeyMiddleware, settings=settings)
+    # Outermost to innermost (each add_middleware wraps the ones before): request id and
+    # metrics, CORS, API keys and the separator guard, then the routes.
+    app.add_middleware(Gate, settings=settings)
     if settings.cors_origins:
         # Outside the key check: preflights carry no key. Bearer keys travel in a header,
         # never in cookies: credentials stay off.
@@ -305,8 +250,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Fast
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID", "Location", "Idempotency-Key", "Retry-After"],
         )
-    metrics.install(app)  # inside the request id, which the access lines carry
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
+    # Outermost: every answer carries the request id, and every request is timed and counted.
+    app.add_middleware(RequestEdge, metrics=metrics.install(app))
     if not settings.api_keys:
         log.warning(
             "API_KEYS is unset: /api/v1 is open to anyone who can reach %s:%d",

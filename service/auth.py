@@ -1,6 +1,7 @@
 """API keys: with API_KEYS set, `/api/v1/*` needs `Authorization: Bearer <key>`.
 
-A pure ASGI middleware, so a refused request costs no routing or body parsing. Keys are
+Checked in `service.middleware.Gate`, a pure ASGI middleware, so a refused request costs no
+routing or body parsing. Keys are
 compared in constant time against every configured key, and never logged.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from service.errors import Unauthorized
 from service.http import send_error
@@ -18,9 +19,10 @@ _ALWAYS_OPEN = ("/health/live", "/health/ready")
 _KEYED_BY_SETTING = ("/metrics", "/health")
 
 
-class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+class ApiKeys:
+    """The configured keys, and the refusal of a request that does not present one of them."""
+
+    def __init__(self, settings: Settings) -> None:
         self.keys = [key.get_secret_value().encode() for key in settings.api_keys]
         self.protect_metrics = settings.metrics_require_key
 
@@ -40,17 +42,11 @@ class ApiKeyMiddleware:
         matches = [hmac.compare_digest(presented.strip(), key) for key in self.keys]
         return any(matches)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or not self.keys
-            or not self._protected(scope["path"])
-            or self._authorized(scope)
-        ):
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: Scope) -> tuple[Message, Message] | None:
+        """The 401 answer (two ASGI messages) for an HTTP request without a valid key, or None."""
+        if not self.keys or not self._protected(scope["path"]) or self._authorized(scope):
+            return None
         request_id = scope.get("state", {}).get("request_id")
         error = Unauthorized("missing or wrong API key: send Authorization: Bearer <key>")
         challenge = ((b"www-authenticate", b'Bearer realm="strands-session-backend"'),)
-        for message in send_error(error, request_id, challenge):
-            await send(message)
+        return send_error(error, request_id, challenge)

@@ -13,9 +13,9 @@ list, a model, a JSON field, several aliases, a default that needs copying or va
 body of several parts goes through FastAPI's `request_params_to_args` / `request_body_to_args`
 (for one optional header, the former cost an append 7% of its instructions). Whenever anything
 does not validate it returns None, and the caller hands the request to FastAPI's handler, which
-answers exactly as it always did (the same 422 envelope, the same details). Routes with anything else (dependency overrides, security,
-background tasks, a response parameter, forms, handlers that return a model) keep FastAPI's
-handler.
+answers exactly as it always did (the same 422 envelope, the same details). Routes with
+anything else (dependency overrides, security, background tasks, a response parameter, forms,
+handlers that return a model) keep FastAPI's handler.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Prometheus metrics, and the one access line per request.
 
-`MetricsMiddleware` is a pure ASGI middleware (BaseHTTPMiddleware would add a task and a
-stream per request). It sits inside `RequestIdMiddleware`, so the request id is known while the
-request runs. Requests are labelled by route TEMPLATE (`/api/v1/sessions/{session_id}`), never
-by raw path, so ids cannot grow the number of series; unknown paths share `UNMATCHED`.
+`service.edge.RequestEdge`, the outermost middleware, times and counts every request here and
+writes its access line. Requests are labelled by route TEMPLATE (`/api/v1/sessions/{session_id}`),
+never by raw path, so ids cannot grow the number of series; unknown paths share `UNMATCHED`.
 
 Pool, cache and retry figures live on the app's services; `Metrics.sync` copies them into
 gauges and counters at every scrape. With several uvicorn workers (`PROMETHEUS_MULTIPROC_DIR`
@@ -19,9 +18,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -35,10 +32,7 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import logs
 from service.telemetry import extend_lifespan
 
 if TYPE_CHECKING:
@@ -158,76 +152,13 @@ def _forget_dead_workers(folder: Path) -> None:
             pass  # alive, another user's
 
 
-class MetricsMiddleware:
-    """Times, counts and logs every HTTP request (pure ASGI)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        self._routes: list[Any] | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = perf_counter()
-        status = 500  # what the request id middleware answers when the app raises
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        token = logs.REQUEST_ID.set(scope.get("state", {}).get("request_id"))
-        error: str | None = None
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_status)
-        except Exception as exc:
-            error = exc.__class__.__name__
-            raise
-        finally:
-            self.metrics.in_flight.dec()
-            seconds = perf_counter() - started
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            route = self._route(scope)
-            self.metrics.observe(method, route, status, seconds)
-            logs.access(method, route, status, seconds, error)
-            # On an error the id stays set: the middleware outside logs the exception with it.
-            if error is None:
-                logs.REQUEST_ID.reset(token)
-
-    def _route(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is not None and getattr(route, "path", None):
-            return str(route.path)
-        # The router did not pick a route (refused before routing, unknown path, or a plain
-        # Starlette route such as /openapi.json): match here, which is rare.
-        for candidate in self._candidates(scope["app"].routes):
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE and getattr(candidate, "path", None):
-                return str(candidate.path)
-        return UNMATCHED
-
-    def _candidates(self, routes: Iterable[Any]) -> list[Any]:
-        if self._routes is None:
-            try:  # FastAPI >= 0.137.2 nests included routers; this flattens them
-                from fastapi.routing import iter_route_contexts
-            except ImportError:
-                self._routes = list(routes)
-            else:
-                self._routes = list(iter_route_contexts(list(routes)))
-        return self._routes
-
-
-def install(app: FastAPI) -> None:
-    """Add the metrics middleware to `app` (call between the API-key and request-id ones)."""
+def install(app: FastAPI) -> Metrics:
+    """The metrics of `app` (`app.state.metrics`; `service.edge.RequestEdge` records them), and
+    in multiprocess mode their publication while the app runs."""
     metrics = Metrics()
     app.state.metrics = metrics
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     if metrics.multiprocess_dir is None:
-        return
+        return metrics
     publishing: list[asyncio.Task[None]] = []
 
     async def publish() -> None:
@@ -247,3 +178,4 @@ def install(app: FastAPI) -> None:
         multiprocess.mark_process_dead(os.getpid(), metrics.multiprocess_dir)
 
     extend_lifespan(app, before=start, after=stop)
+    return metrics
