@@ -19,6 +19,8 @@ Modules:
     report     ratios against targets, the table, the JSON file
     plot       bench/latency.png
     profile    `python -m bench.profile`: py-spy profiles of the service under load
+    instructions  `python -m bench.instructions`: callgrind's instruction count of an append,
+               service against the append floor (repeatable where timings are not)
 
 `BENCH_QUICK=1` runs every step in seconds (the smoke test); figures from it mean nothing.
 """
