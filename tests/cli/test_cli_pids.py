@@ -18,6 +18,9 @@ import pytest
 from strands_session_cli.local import LocalBackend
 
 _SLEEP = "import time; time.sleep(60)"
+# PostgreSQL sets its own signal handlers; a Python stand-in would keep an inherited "ignore
+# SIGINT" (a shell's background job has one) and outlive `stop`'s fast-shutdown signal.
+_POSTGRES = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(60)"
 
 
 @pytest.fixture
@@ -73,7 +76,7 @@ def test_stop_ends_the_backend_and_the_orphaned_postgres_of_its_data_folder(
     postgres = tmp_path / "bin" / "postgres"
     postgres.parent.mkdir()
     postgres.symlink_to(sys.executable)
-    orphan = _start(processes, [str(postgres), "-c", _SLEEP, "-D", str(backend.data_dir)])
+    orphan = _start(processes, [str(postgres), "-c", _POSTGRES, "-D", str(backend.data_dir)])
     _postmaster_file(backend, orphan.pid)
 
     assert backend.running_pid() == served.pid
@@ -89,7 +92,7 @@ def test_a_postgres_of_another_data_folder_is_left_alone(
     postgres = tmp_path / "bin" / "postgres"
     postgres.parent.mkdir()
     postgres.symlink_to(sys.executable)
-    other = _start(processes, [str(postgres), "-c", _SLEEP, "-D", str(tmp_path / "elsewhere")])
+    other = _start(processes, [str(postgres), "-c", _POSTGRES, "-D", str(tmp_path / "elsewhere")])
     _postmaster_file(backend, other.pid)
 
     assert backend.stop(grace=1.0) is False
