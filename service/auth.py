@@ -1,8 +1,8 @@
 """API keys: with API_KEYS set, `/api/v1/*` needs `Authorization: Bearer <key>`.
 
 Checked in `service.middleware.Gate`, a pure ASGI middleware, so a refused request costs no
-routing or body parsing. Keys are
-compared in constant time against every configured key, and never logged.
+routing or body parsing. Keys are compared in constant time against every configured key,
+and never logged.
 """
 
 from __future__ import annotations
