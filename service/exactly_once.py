@@ -134,10 +134,8 @@ class ExactlyOnceWrites:
         try:
             conn = await self.acquire()
             try:
-                if attempt.lost_pid is not None and await self._settle(conn, attempt.lost_pid):
-                    attempt.lost_pid = None
                 if attempt.tries:
-                    outcome = await self._replay(conn, kind, key)
+                    outcome = await self._earlier_outcome(attempt, conn, kind, key)
                     if outcome is not None:
                         return outcome
                 attempt.tries += 1
@@ -152,6 +150,23 @@ class ExactlyOnceWrites:
         assert outcome is not None
         return outcome
 
+    async def _earlier_outcome(
+        self, attempt: _Attempt, conn: asyncpg.Connection, kind: str, key: Key
+    ) -> tuple[int, Any] | None:
+        """Before a retry: settle a lost attempt, then the key's recorded outcome (None: none).
+
+        The connection may die here too (the database shutting down, say): that is a lost
+        connection like any other, and the next attempt looks again on another one.
+        """
+        try:
+            if attempt.lost_pid is not None and await self._settle(conn, attempt.lost_pid):
+                attempt.lost_pid = None
+            return await self._replay(conn, kind, key)
+        except Exception as exc:
+            if isinstance(exc, _CONNECTION_ERRORS) or closed(conn):
+                raise ConnectionLost(f"connection lost: {exc.__class__.__name__}") from exc
+            raise
+
     async def _apply_once(
         self,
         attempt: _Attempt,
@@ -163,7 +178,10 @@ class ExactlyOnceWrites:
         args: tuple[Any, ...],
     ) -> tuple[int, Any]:
         key = write.key
-        pid = conn.get_server_pid()
+        try:
+            pid = conn.get_server_pid()
+        except asyncpg.InterfaceError as exc:  # died before the write began: nothing to settle
+            raise ConnectionLost(f"connection lost: {exc.__class__.__name__}") from exc
         attempt.running = True
         try:
             checks = self.pre_write if write.session_id is not None else []

@@ -218,3 +218,47 @@ async def test_sigterm_finishes_in_flight_requests_and_loses_nothing(service_pro
         f"\ngraceful shutdown: {len(acknowledged)} of 40 batches acknowledged, "
         f"{len(stored) // 50} stored"
     )
+
+
+async def test_a_retry_whose_connection_dies_before_it_looks_back_tries_again(
+    app_factory, database_url
+):
+    """A write's connection is lost mid-statement; the retry's connection is then lost too, while
+    it settles the first attempt (as when the database shuts down). Both are lost connections:
+    the write is retried once more and answered, applied once, never a 500."""
+    app = app_factory(db_retry_attempts=4)
+    async with app_client(app) as http:
+        await seed(http)
+        db = app.state.services.db
+        real_apply, real_settle = db._apply_once, db._settle
+        faults = {"apply": 1, "settle": 1}
+
+        def terminate(pid: int) -> None:
+            with psycopg.connect(database_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+        async def apply_once(attempt, conn, write, kind, atomic, work, args):
+            if faults["apply"]:  # the write's own connection goes as its statement starts
+                faults["apply"] -= 1
+
+                async def lost_work(conn, *work_args):
+                    await asyncio.to_thread(terminate, conn.get_server_pid())
+                    return await work(conn, *work_args)
+
+                return await real_apply(attempt, conn, write, kind, atomic, lost_work, args)
+            return await real_apply(attempt, conn, write, kind, atomic, work, args)
+
+        async def settle(conn, pid):
+            if faults["settle"]:
+                faults["settle"] -= 1
+                await asyncio.to_thread(terminate, conn.get_server_pid())
+                await asyncio.sleep(0.2)  # asyncpg sees the connection go
+            return await real_settle(conn, pid)
+
+        db._apply_once, db._settle = apply_once, settle
+        body = {"message_id": 0, "message": {"role": "user", "content": [{"text": "hi"}]}}
+        r = await http.post(f"{S}/s/agents/a/messages", json=body)
+        assert faults == {"apply": 0, "settle": 0}
+        assert r.status_code in (200, 201), r.text
+        listed = (await http.get(f"{S}/s/agents/a/messages")).json()["items"]
+        assert [m["message_id"] for m in listed] == [0]
