@@ -8,19 +8,26 @@ serializes once with orjson; stored documents are already `orjson.Fragment`s.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from starlette.types import Message
+from starlette.responses import StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
-from service import jsonio
+from service import jsonio, ndjson
 from service.direct import direct_caller
 from service.errors import PayloadTooLarge, ServiceError, UnsupportedMediaType, envelope
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+_SEND_TIMEOUT_DEFAULT: float = Settings.model_fields["export_send_timeout_seconds"].default
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON_TYPE = re.compile(r"^application/([\w.+-]*\+)?json\s*(;|$)", re.IGNORECASE)
@@ -173,3 +180,73 @@ def none_match(request: Request, version: int) -> bool:
     return "*" in tags or any(
         (m := _ETAG.match(tag)) is not None and int(m.group(1)) == version for tag in tags
     )
+
+
+class NDJSONStream(StreamingResponse):
+    """Streams `first`, then `rest`; closes `rest` however the response ends (a client that
+    hangs up included), which returns its connection to the pool at once. A reader that takes
+    nothing for `send_timeout` seconds (the socket's buffers full) is cut off: the stream ends
+    without its last chunk, so the reader can tell it is incomplete."""
+
+    media_type = ndjson.MEDIA_TYPE
+
+    def __init__(
+        self,
+        first: bytes,
+        rest: AsyncGenerator[bytes, None],
+        send_timeout: float = _SEND_TIMEOUT_DEFAULT,
+    ) -> None:
+        self._rest = rest
+        self._send_timeout = send_timeout
+
+        async def chunks() -> AsyncGenerator[bytes, None]:
+            yield first
+            async for chunk in rest:
+                yield chunk
+
+        super().__init__(chunks())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def bounded_send(message: Message) -> None:
+            async with asyncio.timeout(self._send_timeout):
+                await send(message)
+
+        try:
+            await super().__call__(scope, receive, bounded_send)
+        except* TimeoutError:
+            # Returning with the response unfinished makes the server drop the connection.
+            log.warning(
+                "stream of %s cut off: its reader took nothing for %.0fs",
+                scope["path"],
+                self._send_timeout,
+            )
+        finally:
+            await self._rest.aclose()
+
+
+def prefers_ndjson(request: Request) -> bool:
+    """Whether `Accept` asks for NDJSON rather than JSON: `application/x-ndjson` is named with a
+    higher q-value than JSON gets (from `application/json`, else `application/*`, else `*/*`).
+    Ties go to JSON, the contract's format; a wildcard alone never selects NDJSON."""
+    accept = request.headers.get("accept")
+    if not accept or "ndjson" not in accept:
+        return False
+    ranges: dict[str, float] = {}
+    for part in accept.split(","):
+        media, _, parameters = part.partition(";")
+        ranges.setdefault(media.strip().lower(), _quality(parameters))
+    stream = ranges.get(ndjson.MEDIA_TYPE, 0.0)
+    json = next((ranges[m] for m in ("application/json", "application/*", "*/*") if m in ranges), 0)
+    return stream > json
+
+
+def _quality(parameters: str) -> float:
+    """The q-value among a media range's parameters: 1 when absent, 0 when unreadable."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0

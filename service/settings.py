@@ -140,7 +140,10 @@ class Settings(BaseSettings):
         2, ge=1, description="Exports streaming at once; more wait, then answer 503."
     )
     export_send_timeout_seconds: float = Field(
-        30.0, gt=0, description="An export whose reader takes no data for this long is cut off."
+        30.0,
+        gt=0,
+        description="An export or message stream whose reader takes no data for this long is "
+        "cut off.",
     )
     request_timeout_seconds: float = Field(
         14.0, gt=0, description="Longest a request may take before it is answered 503."

@@ -1,6 +1,7 @@
 """Resource bounds of a real `python -m service`: exports cannot take the pool from other
-requests (their own semaphore, a send timeout for readers that stall), and a storage search
-keeps memory flat whatever the size of the objects it scans."""
+requests (their own semaphore, a send timeout for readers that stall), message streams hold no
+connection while their readers stall, and a storage search keeps memory flat whatever the size
+of the objects it scans."""
 
 from __future__ import annotations
 
@@ -27,12 +28,12 @@ SELECT 'big', 'a', g, 'user', '{text}',
 """
 
 
-def stalled_export(port: int) -> socket.socket:
-    """A client that asks for the big export and never reads a byte."""
+def stalled_export(port: int, path: str = f"{S}/big/export", headers: str = "") -> socket.socket:
+    """A client that asks for the big export (or `path`) and never reads a byte."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {S}/big/export HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
     return sock
 
 
@@ -74,6 +75,46 @@ def test_stalled_exports_cannot_take_the_pool(service_process, database_url):
         for sock in readers:
             sock.close()
     assert "export cut off" in proc.output()
+
+
+def test_stalled_message_streams_hold_no_connection(service_process, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(BIG_SESSION)  # ~16 MB of messages: more than socket buffers hold
+    proc = service_process(
+        {
+            "DATABASE_URL": database_url,
+            "MIGRATE_ON_START": "false",
+            "DB_POOL_MIN_SIZE": "1",
+            "DB_POOL_MAX_SIZE": "1",  # one stream that kept its connection would take it all
+            "DB_ACQUIRE_TIMEOUT_SECONDS": "1",
+            "EXPORT_SEND_TIMEOUT_SECONDS": "2",
+            "SWEEP_INTERVAL_SECONDS": "0",
+        }
+    )
+    messages = f"{S}/big/agents/a/messages"
+    accept = "Accept: application/x-ndjson\r\n"
+    readers = [stalled_export(proc.port, messages, accept) for _ in range(6)]
+    try:
+        time.sleep(0.5)
+        with httpx.Client(base_url=proc.url, timeout=20) as http:
+            started = time.monotonic()
+            i = 0
+            while time.monotonic() - started < 3:
+                assert http.get(f"{S}/big/agents/a").status_code == 200
+                body = {"message_id": 10_000 + i, "message": {"role": "user", "content": []}}
+                r = http.post(messages, json=body)
+                assert r.status_code == 201, r.text
+                i += 1
+            headers = {"Accept": "application/x-ndjson"}
+            with http.stream("GET", messages, headers=headers) as r:
+                assert r.status_code == 200
+                lines = b"".join(r.iter_raw()).splitlines()
+        assert len(lines) == 4000 + i
+        assert json.loads(lines[-1])["message_id"] == 10_000 + i - 1
+    finally:
+        for sock in readers:
+            sock.close()
+    assert f"stream of {messages} cut off" in proc.output()
 
 
 class PeakRSS(threading.Thread):

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service import jsonio
+from service import jsonio, ndjson
 from service.cache import agent_key
 from service.errors import InvalidId, InvalidRequest
-from service.http import JSONRoute, if_match, none_match, not_modified, respond, respond_page
+from service.http import (
+    JSONRoute,
+    if_match,
+    none_match,
+    not_modified,
+    prefers_ndjson,
+    respond,
+    respond_page,
+)
 from service.leases import LeaseToken
+from service.message_stream import stream_messages
 from service.models import (
     MAX_MESSAGE_ID,
     MessageBatch,
@@ -41,6 +50,11 @@ router = APIRouter(
     tags=["messages"],
     route_class=JSONRoute,
 )
+_STREAM_DOC: dict[str, Any] = {
+    "description": "A page (JSON), or with `Accept: application/x-ndjson` every message from the "
+    "position on (up to `limit` when given), one per line, as a stream (docs/api.md).",
+    "content": {ndjson.MEDIA_TYPE: {"schema": {"type": "string"}}},
+}
 
 
 def new_message(body: MessageUpdate, message_id: int) -> NewMessage:
@@ -120,8 +134,8 @@ async def create_messages(
 @router.get(
     "",
     response_model=Page[MessageOut],
-    responses=errors(404),
-    summary="List an agent's messages in message_id order",
+    responses={200: _STREAM_DOC, **errors(404)},
+    summary="List an agent's messages in message_id order (a page, or a stream of them all)",
 )
 async def list_messages(
     session_id: SessionId,
@@ -145,6 +159,18 @@ async def list_messages(
     after = None
     if cursor is not None:  # the cursor already holds the position the offset led to
         after, offset = svc.cursors.read(scope, cursor)[0], 0
+    if prefers_ndjson(request):
+        wanted = limit if "limit" in request.query_params else None
+        return await stream_messages(
+            svc.db,
+            svc.settings.export_send_timeout_seconds,
+            session_id,
+            agent_id,
+            after,
+            offset,
+            wanted,
+            order == "desc",
+        )
     rows = await svc.db.run(
         store.list_messages, session_id, agent_id, after, offset, limit + 1, order == "desc"
     )

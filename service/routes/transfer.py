@@ -3,71 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.responses import StreamingResponse
-from starlette.types import Message, Receive, Scope, Send
 
 from service import ndjson, transfer
 from service.errors import UnsupportedMediaType
-from service.http import JSONRequest, respond
+from service.http import JSONRequest, NDJSONStream, respond
 from service.leases import LeaseToken
 from service.models import ErrorEnvelope, SessionOut, session_body
 from service.routes import SessionId, Svc, errors, location
-from service.settings import Settings
 from service.writes import write_of
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
-log = logging.getLogger(__name__)
-_SEND_TIMEOUT_DEFAULT: float = Settings.model_fields["export_send_timeout_seconds"].default
 
 _NDJSON = re.compile(r"^application/x-ndjson\s*(;|$)", re.IGNORECASE)
 _STREAM_DOC: dict[str, Any] = {
     "description": "The session's records, one JSON object per line (see docs/lifecycle.md).",
     "content": {ndjson.MEDIA_TYPE: {"schema": {"type": "string"}}},
 }
-
-
-class NDJSONStream(StreamingResponse):
-    """Streams `first`, then `rest`; closes `rest` however the response ends (a client that
-    hangs up included), which returns its connection to the pool at once. A reader that takes
-    nothing for `send_timeout` seconds (the socket's buffers full) is cut off: the stream ends
-    without its last chunk, so the reader can tell it is incomplete."""
-
-    media_type = ndjson.MEDIA_TYPE
-
-    def __init__(
-        self,
-        first: bytes,
-        rest: AsyncGenerator[bytes, None],
-        send_timeout: float = _SEND_TIMEOUT_DEFAULT,
-    ) -> None:
-        self._rest = rest
-        self._send_timeout = send_timeout
-
-        async def chunks() -> AsyncGenerator[bytes, None]:
-            yield first
-            async for chunk in rest:
-                yield chunk
-
-        super().__init__(chunks())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def bounded_send(message: Message) -> None:
-            async with asyncio.timeout(self._send_timeout):
-                await send(message)
-
-        try:
-            await super().__call__(scope, receive, bounded_send)
-        except* TimeoutError:
-            # Returning with the response unfinished makes the server drop the connection.
-            log.warning("export cut off: its reader took nothing for %.0fs", self._send_timeout)
-        finally:
-            await self._rest.aclose()
 
 
 @router.get(

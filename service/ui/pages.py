@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from service import transfer
+from service.http import NDJSONStream
 from service.models import MAX_MESSAGE_ID, SESSION_TYPES
 from service.paging import session_position
 from service.queries import Q
 from service.routes import Svc
-from service.routes.transfer import NDJSONStream
 from service.ui import content
 from service.ui.web import (
     SECURITY_HEADERS,
