@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _STARTED, _Request, _written
+from .codec import _STARTED, _is_stream, _MessageStream, _Request, _written
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -83,15 +83,20 @@ class AsyncHTTPSessionRepository(_SessionOperations):
             raise
         headers = {**self.default_headers, **request.headers} if self.default_headers else None
         try:
-            response = await self._client.request(
-                request.method,
-                request.path,
-                content=request.body,
-                params=request.params,
-                headers=headers or request.headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                extensions={"trace": request.trace} if request.trace else None,
+            response = await self._client.send(
+                self._client.build_request(
+                    request.method,
+                    request.path,
+                    content=request.body,
+                    params=request.params,
+                    headers=headers or request.headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    extensions={"trace": request.trace} if request.trace else None,
+                ),
+                stream=request.sink is not None,
             )
+            if request.sink is not None:
+                await self._receive(request.sink, response)
         except _RETRY_EXCEPTIONS as exc:
             raise _transport_failure(request, exc) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -99,6 +104,18 @@ class AsyncHTTPSessionRepository(_SessionOperations):
                 f"{request.method} {request.path}: {type(exc).__name__}: {exc}", code="transport"
             ) from exc
         return _raise_if_retryable(request, response)
+
+    async def _receive(self, sink: _MessageStream, response: httpx.Response) -> None:
+        """Feed a streamed answer to `sink` as it arrives, or read it whole."""
+        try:
+            if _is_stream(response):
+                with sink.receiving() as feed:
+                    async for chunk in response.aiter_bytes():
+                        feed(chunk)
+            else:
+                await response.aread()
+        finally:
+            await response.aclose()
 
     async def _run(self, operation: _Operation[_T]) -> _T:
         started: dict[int, tuple[_Request, asyncio.Task[httpx.Response]]] = {}

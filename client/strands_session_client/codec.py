@@ -36,6 +36,9 @@ except ImportError:  # tracing is optional
     _otel_trace = None  # type: ignore[assignment]
 
 API_PREFIX: Final = "/api/v1"
+# Asks for a message list as one stream; a service without streams answers a JSON page.
+NDJSON: Final = "application/x-ndjson"
+STREAM_ACCEPT: Final = f"{NDJSON}, application/json;q=0.9"
 
 
 def _encode_stray(value: object) -> object:
@@ -197,6 +200,55 @@ def _messages_from(items: list[dict[str, Any]], *, has_bytes: bool) -> list[Sess
     return messages
 
 
+class _MessageStream:
+    """A message list answered as NDJSON, one message per line, built into ``SessionMessage``s
+    as lines arrive, so that building overlaps receiving.
+
+    A driver frames each attempt with ``receiving()``, which starts over (a retry after a broken
+    stream keeps nothing of it), pauses the garbage collector for the attempt as a page does,
+    and marks the list ``complete`` once the answer ended cleanly.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[SessionMessage] = []
+        self.complete = False
+        self._rest = b""
+
+    @contextmanager
+    def receiving(self) -> Iterator[Callable[[bytes], None]]:
+        self.messages, self.complete, self._rest = [], False, b""
+        with _gc_paused():
+            yield self._feed
+            self._build(self._rest)  # a last line without its newline
+        self.complete = True
+
+    def _feed(self, chunk: bytes) -> None:
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            self._rest += chunk
+            return
+        lines, self._rest = self._rest + chunk[:cut], chunk[cut + 1 :]
+        self._build(lines)
+
+    def _build(self, lines: bytes) -> None:
+        if not lines.strip():
+            return
+        # Complete lines are JSON texts without raw newlines: as one array they parse at once.
+        try:
+            items = _loads(b"[" + lines.replace(b"\n", b",") + b"]")
+        except ValueError as exc:
+            raise SessionBackendError(f"non-JSON line in a message stream: {exc}") from exc
+        has_bytes = b"__bytes_encoded__" in lines
+        self.messages.extend(_messages_from(items, has_bytes=has_bytes))
+
+
+def _is_stream(response: httpx.Response) -> bool:
+    """Whether ``response`` is a message stream (else a sink's request is answered whole)."""
+    return response.status_code == 200 and response.headers.get("content-type", "").startswith(
+        NDJSON
+    )
+
+
 def _next_cursor(response: httpx.Response) -> str | None:
     """The cursor of the next page from the answer's ``Link: <...>; rel="next"``, if any."""
     url = response.links.get("next", {}).get("url")
@@ -264,6 +316,7 @@ class _Request:
     last_failure: Exception | None = None
     ahead: bool = False
     trace: Callable[[str, dict[str, Any]], Any] | None = None
+    sink: _MessageStream | None = None
 
 
 def _written(name: str) -> bool:
@@ -282,6 +335,7 @@ def _request(
     *,
     params: dict[str, str | int] | None = None,
     if_match: str | None = None,
+    accept: str | None = None,
 ) -> _Request:
     # One id for all attempts, so the server's logs tie retries of one call together.
     headers = {"X-Request-ID": uuid.uuid4().hex}
@@ -295,6 +349,8 @@ def _request(
         headers["Content-Type"] = "application/json"
     if if_match is not None:
         headers["If-Match"] = if_match
+    if accept is not None:
+        headers["Accept"] = accept
     if _otel_propagate is not None and _otel_trace.get_current_span().get_span_context().is_valid:
         _otel_propagate.inject(headers)
     return _Request(method, path, body, params, headers)

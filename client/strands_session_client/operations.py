@@ -19,6 +19,7 @@ import httpx
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from .codec import (
+    STREAM_ACCEPT,
     _check_id,
     _copy_timestamps,
     _from_dict,
@@ -26,6 +27,7 @@ from .codec import (
     _json,
     _message_id,
     _messages_from,
+    _MessageStream,
     _next_cursor,
     _path,
     _Request,
@@ -322,44 +324,23 @@ class _SessionOperations:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise InvalidSessionValueError(f"limit must be None or an int >= 0, got {limit!r}")
         path = self._messages_path(session_id, agent_id)
-        messages: list[SessionMessage] = []
         if limit == 0:
-            return messages
-
-        def page_request(cursor: str | None, held: int) -> _Request:
-            """The request of the page after `cursor`, when `held` messages are in hand."""
-            wanted = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - held)
-            # The offset applies to the first page only: a cursor marks a position past it.
-            position: dict[str, str | int] = (
-                {"offset": offset} if cursor is None else {"cursor": cursor}
-            )
-            return _request("GET", path, params={"order": "asc", **position, "limit": wanted})
-
-        request = page_request(None, 0)
-        while True:
+            return []
+        if limit is None:
+            # Everything from the offset on, streamed and built as it arrives; a service
+            # without streams answers the first page, and the pages follow.
+            stream = _MessageStream()
+            params: dict[str, str | int] = {"order": "asc", "offset": offset}
+            request = _request("GET", path, params=params, accept=STREAM_ACCEPT)
+            request.sink = stream
             response = yield request
-            _expect(response, 200)
-            # The next page is asked for before this one is parsed, so that the service builds
-            # it meanwhile: its cursor is in the `Link` header too. A page with a next one is
-            # full, which tells how many messages it holds before parsing it.
-            ahead = None
-            if (link := _next_cursor(response)) is not None:
-                held = len(messages) + int((request.params or {})["limit"])
-                if limit is None or held < limit:
-                    ahead = page_request(link, held)
-                    ahead.ahead = True
-                    yield ahead
-            with _gc_paused():
-                page = _json(response)
-                has_bytes = b"__bytes_encoded__" in response.content
-                messages.extend(_messages_from(page["items"], has_bytes=has_bytes))
-            cursor = page.get("next_cursor")
-            if not cursor or (limit is not None and len(messages) >= limit):
-                break
-            if ahead is not None and link == cursor:
-                request = ahead
+            if stream.complete:
+                messages = stream.messages
             else:
-                request = page_request(cursor, len(messages))
+                messages = yield from _pages(path, offset, limit, request, response)
+        else:
+            request = _page_request(path, offset, limit, None, 0)
+            messages = yield from _pages(path, offset, limit, request, (yield request))
         if not messages and offset > 0:
             self._trimmed_below[(session_id, agent_id)] = offset
         else:
@@ -399,3 +380,45 @@ class _SessionOperations:
         path = self._multi_agent_path(session_id, multi_agent_id)
         key = ("multi_agent", session_id, multi_agent_id)
         yield from self._put(key, path, payload, ("state",), what)
+
+
+def _page_request(
+    path: str, offset: int, limit: int | None, cursor: str | None, held: int
+) -> _Request:
+    """The request of the page after `cursor`, when `held` messages are in hand."""
+    wanted = MAX_PAGE_SIZE if limit is None else min(MAX_PAGE_SIZE, limit - held)
+    # The offset applies to the first page only: a cursor marks a position past it.
+    position: dict[str, str | int] = {"offset": offset} if cursor is None else {"cursor": cursor}
+    return _request("GET", path, params={"order": "asc", **position, "limit": wanted})
+
+
+def _pages(
+    path: str, offset: int, limit: int | None, request: _Request, response: httpx.Response
+) -> _Operation[list[SessionMessage]]:
+    """The messages of `response`, the first page (answer to `request`), and of the pages
+    after it, up to `limit`."""
+    messages: list[SessionMessage] = []
+    while True:
+        _expect(response, 200)
+        # The next page is asked for before this one is parsed, so that the service builds it
+        # meanwhile: its cursor is in the `Link` header too. A page with a next one is full,
+        # which tells how many messages it holds before parsing it.
+        ahead = None
+        if (link := _next_cursor(response)) is not None:
+            held = len(messages) + int((request.params or {}).get("limit", 0))
+            if limit is None or held < limit:
+                ahead = _page_request(path, offset, limit, link, held)
+                ahead.ahead = True
+                yield ahead
+        with _gc_paused():
+            page = _json(response)
+            has_bytes = b"__bytes_encoded__" in response.content
+            messages.extend(_messages_from(page["items"], has_bytes=has_bytes))
+        cursor = page.get("next_cursor")
+        if not cursor or (limit is not None and len(messages) >= limit):
+            return messages
+        if ahead is not None and link == cursor:
+            request = ahead
+        else:
+            request = _page_request(path, offset, limit, cursor, len(messages))
+        response = yield request

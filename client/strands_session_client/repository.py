@@ -14,7 +14,7 @@ import httpx
 from strands.session.session_repository import SessionRepository
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from .codec import _STARTED, _Request, _written
+from .codec import _STARTED, _is_stream, _MessageStream, _Request, _written
 from .errors import SessionBackendError
 from .operations import _Operation, _SessionOperations
 from .retry import (
@@ -111,15 +111,20 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
             raise
         headers = {**self.default_headers, **request.headers} if self.default_headers else None
         try:
-            response = self._client.request(
-                request.method,
-                request.path,
-                content=request.body,
-                params=request.params,
-                headers=headers or request.headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                extensions={"trace": request.trace} if request.trace else None,
+            response = self._client.send(
+                self._client.build_request(
+                    request.method,
+                    request.path,
+                    content=request.body,
+                    params=request.params,
+                    headers=headers or request.headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    extensions={"trace": request.trace} if request.trace else None,
+                ),
+                stream=request.sink is not None,
             )
+            if request.sink is not None:
+                self._receive(request.sink, response)
         except _RETRY_EXCEPTIONS as exc:
             raise _transport_failure(request, exc) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -127,6 +132,18 @@ class HTTPSessionRepository(_SessionOperations, SessionRepository):
                 f"{request.method} {request.path}: {type(exc).__name__}: {exc}", code="transport"
             ) from exc
         return _raise_if_retryable(request, response)
+
+    def _receive(self, sink: _MessageStream, response: httpx.Response) -> None:
+        """Feed a streamed answer to `sink` as it arrives, or read it whole."""
+        try:
+            if _is_stream(response):
+                with sink.receiving() as feed:
+                    for chunk in response.iter_bytes():
+                        feed(chunk)
+            else:
+                response.read()
+        finally:
+            response.close()
 
     def _run(self, operation: _Operation[_T]) -> _T:
         started: dict[int, tuple[_Request, Future[httpx.Response]]] = {}

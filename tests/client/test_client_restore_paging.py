@@ -1,8 +1,8 @@
-"""A restore's pages: the next page is asked for (from the `Link` header) before this one is
-parsed, on a second connection (sync: one short-lived thread; async: a task); answers parse to
-what `json.loads` gives (integers of any size exact), with the cyclic garbage collector paused
-only while a page is built; errors raise what they raise without pages asked for ahead, leaving
-no thread behind."""
+"""A restore's pages (with a limit, or from a service without streams): the next page is asked
+for (from the `Link` header) before this one is parsed, on a second connection (sync: one
+short-lived thread; async: a task); answers parse to what `json.loads` gives (integers of any
+size exact), with the cyclic garbage collector paused only while a page is built; errors raise
+what they raise without pages asked for ahead, leaving no thread behind."""
 
 from __future__ import annotations
 
@@ -35,11 +35,19 @@ def ahead_threads() -> list[threading.Thread]:
 
 
 class Pages:
-    """A mock service of TOTAL messages, 1,000 a page, with `Link` headers (unless `links` is
+    """A mock service of TOTAL messages without streams (it answers a page to any `Accept`;
+    `default_limit` messages unless `limit` says), with `Link` headers (unless `links` is
     False); `fail` maps a page's first id to the answer it gets instead."""
 
-    def __init__(self, *, links: bool = True, link_cursor: Callable[[int], str] = str) -> None:
+    def __init__(
+        self,
+        *,
+        links: bool = True,
+        link_cursor: Callable[[int], str] = str,
+        default_limit: int = 1000,
+    ) -> None:
         self.links = links
+        self.default_limit = default_limit
         self.link_cursor = link_cursor
         self.fail: dict[int, Callable[[], httpx.Response] | Exception] = {}
         self.requests: list[dict[str, str]] = []
@@ -56,7 +64,7 @@ class Pages:
             raise failure
         if failure is not None:
             return failure()
-        ids = list(range(start, min(start + int(params["limit"]), TOTAL)))
+        ids = list(range(start, min(start + int(params.get("limit", self.default_limit)), TOTAL)))
         items = [SessionMessage({"role": "user", "content": [{"n": i}]}, i).to_dict() for i in ids]
         more = bool(ids) and ids[-1] < TOTAL - 1
         headers = {}
@@ -106,7 +114,7 @@ def test_the_next_page_is_asked_for_before_this_one_is_parsed(parses) -> None:
     assert [m.message_id for m in got] == list(range(TOTAL))
     assert got[2499].message == {"role": "user", "content": [{"n": 2499}]}
     assert pages.requests == [
-        {"order": "asc", "offset": "0", "limit": "1000"},
+        {"order": "asc", "offset": "0"},  # the stream this service does not have
         {"order": "asc", "cursor": "1000", "limit": "1000"},
         {"order": "asc", "cursor": "2000", "limit": "1000"},
     ]
@@ -280,10 +288,11 @@ async def test_against_the_service_parsing_waits_only_until_the_next_request_is_
     monkeypatch.setattr(async_module, "_written", seen)
     at_parse: list[int] = []
     parses.extend([lambda: at_parse.append(len(events))] * 3)
-    assert len(repo.list_messages(session_id, "agent")) == 2001
+    # With a limit, a restore reads pages (without one, the service streams it: test_client_stream).
+    assert len(repo.list_messages(session_id, "agent", limit=2001)) == 2001
     parses.extend([lambda: at_parse.append(len(events))] * 3)
     async with AsyncHTTPSessionRepository(client_server_url) as arepo:
-        assert len(await arepo.list_messages(session_id, "agent")) == 2001
+        assert len(await arepo.list_messages(session_id, "agent", limit=2001)) == 2001
     # Page 1 was parsed after page 2's request was written, page 2 after page 3's.
     assert at_parse == [1, 2, 2, 3, 4, 4]
     assert all(name.endswith("send_request_body.complete") for name in events)
