@@ -2,9 +2,12 @@
 
 - `create_message`: the median of N sequential calls (one Strands turn appends one message).
 - restore: `list_messages(session_id, agent_id)` with `limit=None`, what a Strands agent does on
-  start-up, for every history given (agent -> size); the median of a few runs.
-- the same pages over plain httpx, parsed by orjson and by `json`: what of a restore is the
-  server and the transfer, what is parsing, what is building Strands objects;
+  start-up, for every history given (agent -> size); the median of a few runs. It is one
+  NDJSON stream (docs/api.md, "Streaming a message list").
+- the same stream over plain httpx, read whole and parsed as one array by pydantic-core: what of
+  a restore is the server and the transfer, what is building Strands objects;
+- the pages (1,000 each) over plain httpx, parsed by orjson and by `json`: the path a restore
+  with a limit, or against a service without streams, takes;
 - the floor round trip: the same sequential POST of the same body through a bare `httpx.Client`
   to the framework floor's POST route; with the raw insert it is the client-create floor.
 
@@ -21,6 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pydantic_core
 
 
 def _message(text: str, message_id: int) -> Any:
@@ -89,6 +93,13 @@ def measure(
     # One client, built and warmed outside the timing (building one costs ~40 ms of TLS set-up).
     with httpx.Client(base_url=base_url, timeout=60.0) as http:
         for history, size in histories.items():
+            _stream(http, session_id, history, size)
+            times = []
+            for _ in range(restores):
+                started = time.perf_counter()
+                _stream(http, session_id, history, size)
+                times.append(time.perf_counter() - started)
+            out[f"stream_{size}_s"] = statistics.median(times)
             _pages(http, session_id, history, orjson.loads, size)
             for parser, parse in (("orjson", orjson.loads), ("json", json.loads)):
                 times = []
@@ -98,6 +109,15 @@ def measure(
                     times.append(time.perf_counter() - started)
                 out[f"pages_{size}_{parser}_s"] = statistics.median(times)
     return out
+
+
+def _stream(http: httpx.Client, session_id: str, agent_id: str, size: int) -> None:
+    """An agent's messages as one NDJSON stream, read whole, its lines parsed as one array."""
+    path = f"/api/v1/sessions/{session_id}/agents/{agent_id}/messages"
+    body = http.get(path, headers={"Accept": "application/x-ndjson"}).content.rstrip(b"\n")
+    count = len(pydantic_core.from_json(b"[" + body.replace(b"\n", b",") + b"]"))
+    if count != size:
+        raise RuntimeError(f"stream of {agent_id}: {count} != {size}")
 
 
 def _pages(http: httpx.Client, session_id: str, agent_id: str, parse: Any, size: int) -> None:

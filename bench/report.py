@@ -68,7 +68,8 @@ RATIOS = (
     ),
     Ratio(
         "restore_10000_vs_raw_fetch",
-        "client list_messages(limit=None) of 10,000 messages / raw asyncpg fetch of the rows",
+        "client list_messages(limit=None) of 10,000 messages (one NDJSON stream) / raw asyncpg "
+        "fetch of the rows",
         ("client", "restore_10000_s"),
         (("db_floor", "fetch_10000_s"),),
         3.0,
@@ -162,9 +163,17 @@ RATIOS = (
         None,
     ),
     Ratio(
+        "stream_10000_vs_raw_fetch",
+        "the stream of a 10,000-message restore over plain httpx, read whole and parsed as one "
+        "array (no Strands objects) / raw asyncpg fetch: the server and the transfer",
+        ("client", "stream_10000_s"),
+        (("db_floor", "fetch_10000_s"),),
+        None,
+    ),
+    Ratio(
         "pages_10000_orjson_vs_raw_fetch",
-        "the 10 pages of 1,000 of a 10,000-message restore over plain httpx, parsed with orjson "
-        "(no Strands objects) / raw asyncpg fetch: the server and the transfer",
+        "the 10 pages of 1,000 of a 10,000-message history over plain httpx, parsed with orjson "
+        "(no Strands objects) / raw asyncpg fetch: a restore's path with a limit",
         ("client", "pages_10000_orjson_s"),
         (("db_floor", "fetch_10000_s"),),
         None,
