@@ -40,7 +40,7 @@ async def stream_messages(
         return db.run(store.list_messages, session_id, agent_id, after, offset, count, descending)
 
     asked = READ if limit is None else min(READ, limit)
-    rows = await read(after, offset, asked)
+    rows = await read(after, offset, asked + 1)  # one more tells whether the list goes on
     chunks = _chunks(read, rows, asked, limit)
     first = await anext(chunks, b"")  # no chunk at all: an empty stream
     return NDJSONStream(first, chunks, send_timeout)
@@ -49,15 +49,16 @@ async def stream_messages(
 async def _chunks(
     read: _Read, rows: list[Any], asked: int, left: int | None
 ) -> AsyncGenerator[bytes, None]:
-    """The lines of `rows`, then of each further read, until a read comes back short or
-    `left` messages are out."""
+    """The lines of the first `asked` of `rows` (read with one more), then of each further
+    read, until a read finds no more or `left` messages are out."""
     ahead: asyncio.Task[list[Any]] | None = None
     try:
         while True:
+            more, rows = len(rows) > asked, rows[:asked]
             left = None if left is None else left - len(rows)
-            if len(rows) == asked and left != 0:
+            if more and left != 0:
                 asked = READ if left is None else min(READ, left)
-                ahead = asyncio.ensure_future(read(rows[-1]["message_id"], 0, asked))
+                ahead = asyncio.ensure_future(read(rows[-1]["message_id"], 0, asked + 1))
                 await asyncio.sleep(0)  # the read goes out before the encoding holds the loop
             if rows:
                 option = orjson.OPT_APPEND_NEWLINE
