@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -178,22 +178,32 @@ def _from_dict(cls: type[_Built], data: dict[str, Any], *, has_bytes: bool = Tru
     return cls(**(decode_bytes_values(fields) if has_bytes else fields))
 
 
+# ``SessionMessage``'s fields, in the order its constructor takes them positionally: half the
+# cost of keywords for a restore's thousands of messages. A Strands that orders them otherwise
+# gets keywords (`_IN_ORDER` is then False).
+_MESSAGE_FIELDS: Final = ("message", "message_id", "redact_message", "created_at", "updated_at")
+_IN_ORDER: Final = tuple(f.name for f in fields(SessionMessage))[:5] == _MESSAGE_FIELDS
+
+
 def _messages_from(items: list[dict[str, Any]], *, has_bytes: bool) -> list[SessionMessage]:
     """The messages of a page. Without encoded bytes in the page, items holding every field of
-    a ``SessionMessage`` are built field by field (a fifth of the cost of ``_from_dict``, other
+    a ``SessionMessage`` are built field by field (a tenth of the cost of ``_from_dict``, other
     keys ignored as it does); anything else goes through ``_from_dict``."""
     if has_bytes:
         return [_from_dict(SessionMessage, item) for item in items]
     messages = []
     for item in items:
         try:
-            message = SessionMessage(
-                message=item["message"],
-                message_id=item["message_id"],
-                redact_message=item["redact_message"],
-                created_at=item["created_at"],
-                updated_at=item["updated_at"],
-            )
+            if _IN_ORDER:
+                message = SessionMessage(
+                    item["message"],
+                    item["message_id"],
+                    item["redact_message"],
+                    item["created_at"],
+                    item["updated_at"],
+                )
+            else:
+                message = SessionMessage(**{name: item[name] for name in _MESSAGE_FIELDS})
         except KeyError:  # a field left out takes Strands' default, as from_dict does
             message = _from_dict(SessionMessage, item, has_bytes=False)
         messages.append(message)

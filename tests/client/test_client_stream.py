@@ -17,6 +17,7 @@ from strands_session_client import (
     HTTPSessionRepository,
     SessionBackendError,
     SessionUnavailableError,
+    codec,
 )
 
 COUNT = 2345
@@ -208,3 +209,21 @@ def test_a_line_that_is_not_json_fails_and_the_collector_runs_again() -> None:
         with pytest.raises(SessionBackendError, match="non-JSON line"):
             bad.list_messages("s", "a")
     assert gc.isenabled()
+
+
+def test_messages_are_built_the_same_by_position_and_by_keyword(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = [
+        {**SessionMessage({"role": "user", "content": [{"n": i}]}, i).to_dict(), "extra": 1}
+        for i in range(3)
+    ]
+    items[1]["redact_message"] = {"role": "user", "content": []}
+    assert codec._IN_ORDER  # the installed Strands takes the fields in this order
+    by_position = codec._messages_from(items, has_bytes=False)
+    monkeypatch.setattr(codec, "_IN_ORDER", False)
+    by_keyword = codec._messages_from(items, has_bytes=False)
+    assert [m.to_dict() for m in by_position] == [m.to_dict() for m in by_keyword]
+    assert [m.to_dict() for m in by_keyword] == [
+        {k: v for k, v in item.items() if k != "extra"} for item in items
+    ]
