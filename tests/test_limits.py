@@ -37,6 +37,20 @@ def stalled_export(port: int, path: str = f"{S}/big/export", headers: str = "") 
     return sock
 
 
+def keeps_answering(http: httpx.Client, read: str, seconds: float = 3) -> int:
+    """Reads of `read` and appends to the big agent for `seconds`, each answered as usual
+    (never a 503); how many messages were appended."""
+    started = time.monotonic()
+    i = 0
+    while time.monotonic() - started < seconds:
+        assert http.get(read).status_code == 200
+        body = {"message_id": 10_000 + i, "message": {"role": "user", "content": []}}
+        r = http.post(f"{S}/big/agents/a/messages", json=body)
+        assert r.status_code == 201, r.text
+        i += 1
+    return i
+
+
 def test_stalled_exports_cannot_take_the_pool(service_process, database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(BIG_SESSION)  # ~16 MB of export: more than socket buffers hold
@@ -56,15 +70,7 @@ def test_stalled_exports_cannot_take_the_pool(service_process, database_url):
     try:
         time.sleep(0.5)
         with httpx.Client(base_url=proc.url, timeout=20) as http:
-            # While six exports stall, the API answers as usual: never a 503.
-            started = time.monotonic()
-            i = 0
-            while time.monotonic() - started < 3:
-                assert http.get(f"{S}/big").status_code == 200
-                body = {"message_id": 10_000 + i, "message": {"role": "user", "content": []}}
-                r = http.post(f"{S}/big/agents/a/messages", json=body)
-                assert r.status_code == 201, r.text
-                i += 1
+            i = keeps_answering(http, f"{S}/big")  # while six exports stall
             # The stalled ones were cut off (or refused): a reader that reads gets it all.
             with http.stream("GET", f"{S}/big/export") as r:
                 assert r.status_code == 200
@@ -97,14 +103,7 @@ def test_stalled_message_streams_hold_no_connection(service_process, database_ur
     try:
         time.sleep(0.5)
         with httpx.Client(base_url=proc.url, timeout=20) as http:
-            started = time.monotonic()
-            i = 0
-            while time.monotonic() - started < 3:
-                assert http.get(f"{S}/big/agents/a").status_code == 200
-                body = {"message_id": 10_000 + i, "message": {"role": "user", "content": []}}
-                r = http.post(messages, json=body)
-                assert r.status_code == 201, r.text
-                i += 1
+            i = keeps_answering(http, f"{S}/big/agents/a")  # while six streams stall
             headers = {"Accept": "application/x-ndjson"}
             with http.stream("GET", messages, headers=headers) as r:
                 assert r.status_code == 200
