@@ -3,7 +3,9 @@
 `JSONRoute` makes FastAPI read bodies with `service.jsonio` (value-exact, NaN refused, depth
 bounded) and answers 415 for bodies that are not JSON; valid requests of simple routes are
 passed to their handler directly (`service.direct`). Handlers answer with `respond`, which
-serializes once with orjson; stored documents are already `orjson.Fragment`s.
+serializes once with orjson; stored documents are already `orjson.Fragment`s. `NDJSONStream`
+streams exports and message lists, and `prefers_ndjson` tells from `Accept` when a list is
+asked for as a stream.
 """
 
 from __future__ import annotations
