@@ -218,9 +218,10 @@ def test_traceparent_is_injected_inside_an_active_span() -> None:
 
 def test_list_messages_sends_offset_on_the_first_page_then_follows_cursors() -> None:
     def page(request: httpx.Request) -> httpx.Response:
+        """A service without streams: any `Accept` gets a page, of 100 unless `limit` says."""
         params = request.url.params
         start = int(params.get("offset", 0)) if "cursor" not in params else int(params["cursor"])
-        size = int(params["limit"])
+        size = int(params.get("limit", 100))
         ids = [i for i in range(start, min(start + size, 2500))]
         items = [SessionMessage({"role": "user", "content": []}, i).to_dict() for i in ids]
         more = ids and ids[-1] < 2499
@@ -239,7 +240,11 @@ def test_list_messages_sends_offset_on_the_first_page_then_follows_cursors() -> 
         {"order": "asc", "offset": "100", "limit": "1000"},
         {"order": "asc", "cursor": "1100", "limit": "200"},
     ]
-    assert len(params) == 2 + 3  # 2400 from offset 100: 1000 + 1000 + 400
+    # 2400 from offset 100: the stream request, answered with a page of 100, then pages of
+    # 1000 + 1000 + 300 from its cursor on.
+    assert params[2] == {"order": "asc", "offset": "100"}
+    assert [p.get("limit") for p in params[3:]] == ["1000", "1000", "1000"]
+    assert len(params) == 2 + 4
 
 
 async def test_async_twin_shares_the_mapping_and_retries() -> None:
